@@ -1,0 +1,189 @@
+//! The command line: clap structs whose doc comments are the `--help` text, turned into
+//! `TrainSettings` at once so that nothing past this file sees clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::TrainSettings;
+use crate::data::DatasetName;
+use crate::device::DeviceChoice;
+use crate::model::{ModelConfig, ModelKind};
+use crate::plot::grid::GridRange;
+use crate::report::FigureOptions;
+
+/// Train small autoencoders (AE, VAE) with a 2-D latent on MNIST-family images and see
+/// what their latent spaces look like.
+#[derive(Debug, Parser)]
+#[command(name = "latentlab", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train one model and write a run directory (config, metrics, checkpoint, codes, figures).
+    Train(TrainArgs),
+    /// List the graphics adapters wgpu finds, and the one `--device gpu` takes.
+    Devices,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Which model to train.
+    #[arg(long, value_enum, required_unless_present = "resume")]
+    pub model: Option<ModelKind>,
+
+    /// Continue an interrupted run from its last finished epoch, with its own settings.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+
+    /// Write the run to exactly this folder (it must not exist) instead of a new one under runs/.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// The folder under which new run directories are made.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub runs_dir: PathBuf,
+
+    #[command(flatten)]
+    pub flags: TrainFlags,
+
+    #[command(flatten)]
+    pub figures: FigureFlags,
+}
+
+/// How the decoded grids are laid out.
+#[derive(Debug, Clone, Args)]
+pub struct FigureFlags {
+    /// The latent box the decoded grid spans: p1-p99 (1st-99th percentile of the test
+    /// codes), min-max, or z1_lo,z1_hi,z2_lo,z2_hi.
+    #[arg(long, default_value = "p1-p99", value_name = "RANGE")]
+    pub grid_range: GridRange,
+
+    /// Cells per side of the decoded grids.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub grid_size: u64,
+}
+
+impl FigureFlags {
+    pub fn options(&self) -> FigureOptions {
+        FigureOptions {
+            grid_range: self.grid_range,
+            grid_size: self.grid_size as usize,
+        }
+    }
+}
+
+/// The settings a training run shares with `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct TrainFlags {
+    /// cpu: Burn's CPU backend (flex); gpu: the default wgpu adapter.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceChoice,
+
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub epochs: u64,
+
+    /// Images per training step.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_size: u64,
+
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3, value_parser = positive_finite)]
+    pub lr: f64,
+
+    /// Weight of the KL term of the VAE (1: the ELBO).
+    #[arg(long, default_value_t = 1.0, value_parser = non_negative_finite)]
+    pub beta: f64,
+
+    /// Seed of the weights, the shuffles and the noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// The data set.
+    #[arg(long, value_enum, default_value = "mnist")]
+    pub dataset: DatasetName,
+
+    /// Folder of the four IDX files (default: data/<dataset>).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Train on the first N training images only (quick runs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub train_limit: Option<u64>,
+
+    /// Widths of the two hidden layers, encoder order (the decoder mirrors them).
+    #[arg(long, value_name = "H1,H2", default_value = "512,256", value_parser = hidden_sizes)]
+    pub hidden: HiddenSizes,
+
+    /// Latent dimensions (the figures need 2).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub latent: u64,
+
+    /// Importance samples per test image for the VAE's log-likelihood estimate.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub iwae_samples: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HiddenSizes(pub [usize; 2]);
+
+fn hidden_sizes(s: &str) -> Result<HiddenSizes, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let parse = |p: &str| p.parse::<usize>().ok().filter(|&v| (1..=65_536).contains(&v));
+    match parts.as_slice() {
+        [a, b] => match (parse(a), parse(b)) {
+            (Some(a), Some(b)) => Ok(HiddenSizes([a, b])),
+            _ => Err("each width must be a whole number from 1 to 65536, as in 512,256".into()),
+        },
+        _ => Err("give two widths separated by a comma, as in 512,256".into()),
+    }
+}
+
+fn positive_finite(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s} is not a positive number, as in 1e-3")),
+    }
+}
+
+fn non_negative_finite(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s} is not a number >= 0")),
+    }
+}
+
+impl TrainFlags {
+    /// The settings of a run of `model`; the input size is fixed later, by the data.
+    pub fn settings(&self, model: ModelKind) -> Result<TrainSettings, String> {
+        let data_dir = match (&self.data_dir, self.dataset) {
+            (Some(dir), _) => dir.clone(),
+            (None, DatasetName::Custom) => {
+                return Err("--dataset custom needs --data-dir DIR, the folder of your four IDX files".into());
+            }
+            (None, name) => PathBuf::from("data").join(name.as_str()),
+        };
+        Ok(TrainSettings {
+            model: ModelConfig {
+                kind: model,
+                input: 784,
+                hidden: self.hidden.0,
+                latent: self.latent as usize,
+            },
+            device: self.device,
+            dataset: self.dataset,
+            data_dir,
+            epochs: self.epochs as usize,
+            batch_size: self.batch_size as usize,
+            lr: self.lr,
+            beta: self.beta,
+            seed: self.seed,
+            train_limit: self.train_limit.map(|n| n as usize),
+            iwae_samples: self.iwae_samples as usize,
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! What a training run needs, free of the command line: the CLI builds it, the trainer reads
+//! it, and `config.json` stores it so that `--resume` continues with the very same settings.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DatasetName;
+use crate::device::DeviceChoice;
+use crate::model::ModelConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub model: ModelConfig,
+    pub device: DeviceChoice,
+    pub dataset: DatasetName,
+    /// The folder holding the four IDX files.
+    pub data_dir: PathBuf,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Weight of the KL term (VAE); 1 gives the ELBO.
+    pub beta: f64,
+    /// Seeds the weights, the shuffles and the VAE's noise; same seed, same device, same result.
+    pub seed: u64,
+    /// Use only the first N training images.
+    pub train_limit: Option<usize>,
+    /// Samples per test image for the importance-weighted log-likelihood (VAE).
+    pub iwae_samples: usize,
+}

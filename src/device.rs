@@ -1,0 +1,125 @@
+//! `--device cpu|gpu`: which Burn backend a run uses, chosen at run time.
+//!
+//! burn 0.22 makes the backend a runtime value, so both choices share one training path; this
+//! module only opens the device and turns "no GPU" into one clear sentence instead of the
+//! panic wgpu would give.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use burn::tensor::{Device, DeviceKind, DeviceType};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// Burn's pure-Rust CPU backend (flex).
+    Cpu,
+    /// The default wgpu adapter (Vulkan, Metal or DX12), with kernel fusion and autotune.
+    Gpu,
+}
+
+impl DeviceChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Gpu => "gpu",
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum DeviceError {
+    #[error(
+        "--device gpu: wgpu found no graphics adapter on this machine ({0}); use --device cpu, or install a Vulkan driver (on Debian: apt install mesa-vulkan-drivers)"
+    )]
+    NoAdapter(String),
+}
+
+/// An opened device with the names a run records.
+#[derive(Debug, Clone)]
+pub struct OpenedDevice {
+    /// The autodiff device training runs on.
+    pub device: Device,
+    pub choice: DeviceChoice,
+    /// The Burn backend: "flex" or "wgpu".
+    pub backend: &'static str,
+    /// The adapter's own name ("llvmpipe (LLVM 15.0.6, 256 bits)", "NVIDIA H100 ..."), or the CPU's.
+    pub adapter: String,
+}
+
+/// Opens the device a choice names, with autodiff.
+pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
+    match choice {
+        DeviceChoice::Cpu => Ok(OpenedDevice {
+            device: Device::flex().autodiff(),
+            choice,
+            backend: "flex",
+            adapter: cpu_name(),
+        }),
+        DeviceChoice::Gpu => {
+            let device = Device::wgpu(DeviceKind::DefaultDevice);
+            let adapter = quietly(|| device.identity().map(|id| id.name))
+                .map_err(DeviceError::NoAdapter)?
+                .unwrap_or_else(|| "unnamed wgpu adapter".to_string());
+            Ok(OpenedDevice {
+                device: device.autodiff(),
+                choice,
+                backend: "wgpu",
+                adapter,
+            })
+        }
+    }
+}
+
+/// One adapter wgpu sees.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdapterInfo {
+    pub name: String,
+    pub id: String,
+}
+
+/// The adapters wgpu sees, and the name of the one `--device gpu` takes.
+pub fn list_adapters() -> Result<(Vec<AdapterInfo>, String), DeviceError> {
+    let all = quietly(|| {
+        Device::enumerate(DeviceType::Wgpu)
+            .into_vec()
+            .into_iter()
+            .map(|d| AdapterInfo {
+                name: d.identity().map(|i| i.name).unwrap_or_default(),
+                id: format!("{d:?}"),
+            })
+            .collect::<Vec<_>>()
+    })
+    .map_err(DeviceError::NoAdapter)?;
+    let chosen = open(DeviceChoice::Gpu)?.adapter;
+    Ok((all, chosen))
+}
+
+/// Runs `f`, turning a panic of the graphics stack into its message, without printing it.
+fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.map_err(|e| {
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the graphics driver failed to start".to_string())
+    })
+}
+
+/// The CPU's model name from /proc/cpuinfo where there is one.
+pub fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}

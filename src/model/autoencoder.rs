@@ -1,0 +1,177 @@
+//! The MLP autoencoder (AE) and variational autoencoder (VAE) of the spec.
+//!
+//! Both share one structure: an encoder 784-512-256 with a latent head, and a mirrored decoder
+//! to logits. The VAE's encoder has a second head for the log-variance; an `Option` field keeps
+//! one type for both, so every command works on either model without generics.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::init;
+use super::loss::{bce_with_logits, kl_to_standard_normal};
+
+/// Which of the two models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Plain autoencoder: the encoder outputs the code z.
+    Ae,
+    /// Variational autoencoder: the encoder outputs mu and log-variance, z is sampled.
+    Vae,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Ae => "ae",
+            ModelKind::Vae => "vae",
+        }
+    }
+
+    pub fn is_variational(self) -> bool {
+        self == ModelKind::Vae
+    }
+}
+
+/// The sizes of a model; with the kind, all that is needed to rebuild it from a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub kind: ModelKind,
+    /// Pixels per image (784 for 28x28).
+    pub input: usize,
+    /// Widths of the two hidden layers (the decoder mirrors them).
+    pub hidden: [usize; 2],
+    /// Latent dimensions (2 for the exercise).
+    pub latent: usize,
+}
+
+impl ModelConfig {
+    /// A model with weights drawn from `seed` (the same weights on every device).
+    pub fn init(&self, seed: u64, device: &Device) -> AutoEncoder {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let [h1, h2] = self.hidden;
+        let mut layer = |i, o| init::linear(&mut rng, i, o, device);
+        let encoder = Encoder {
+            hidden1: layer(self.input, h1),
+            hidden2: layer(h1, h2),
+            mu: layer(h2, self.latent),
+            log_var: self.kind.is_variational().then(|| layer(h2, self.latent)),
+        };
+        let decoder = Decoder {
+            hidden1: layer(self.latent, h2),
+            hidden2: layer(h2, h1),
+            output: layer(h1, self.input),
+        };
+        AutoEncoder { encoder, decoder }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Encoder {
+    hidden1: Linear,
+    hidden2: Linear,
+    /// The code z (AE) or the posterior mean mu (VAE).
+    mu: Linear,
+    /// The posterior log-variance; only the VAE has it.
+    log_var: Option<Linear>,
+}
+
+#[derive(Module, Debug)]
+pub struct Decoder {
+    hidden1: Linear,
+    hidden2: Linear,
+    output: Linear,
+}
+
+#[derive(Module, Debug)]
+pub struct AutoEncoder {
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+}
+
+/// What the encoder says about a batch of images.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// `[batch, latent]`: the code (AE) or the posterior mean (VAE).
+    pub mu: Tensor<2>,
+    /// `[batch, latent]`: the posterior log-variance (VAE only).
+    pub log_var: Option<Tensor<2>>,
+}
+
+/// The loss of one batch, each a `[1]` tensor in nats per image.
+#[derive(Debug, Clone)]
+pub struct Losses {
+    pub recon: Tensor<1>,
+    /// `None` for the AE.
+    pub kl: Option<Tensor<1>>,
+    /// recon + beta * kl: what is minimised (the negative ELBO for the VAE at beta = 1).
+    pub total: Tensor<1>,
+}
+
+impl Encoder {
+    /// # Shapes
+    /// - images: `[batch, pixels]`
+    pub fn forward(&self, images: Tensor<2>) -> Encoded {
+        let h = relu(self.hidden1.forward(images));
+        let h = relu(self.hidden2.forward(h));
+        Encoded {
+            mu: self.mu.forward(h.clone()),
+            log_var: self.log_var.as_ref().map(|l| l.forward(h)),
+        }
+    }
+}
+
+impl Decoder {
+    /// Logits of the pixels; `sigmoid` of them is the image.
+    ///
+    /// # Shapes
+    /// - z: `[batch, latent]` -> `[batch, pixels]`
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
+        let h = relu(self.hidden1.forward(z));
+        let h = relu(self.hidden2.forward(h));
+        self.output.forward(h)
+    }
+}
+
+impl AutoEncoder {
+    pub fn is_variational(&self) -> bool {
+        self.encoder.log_var.is_some()
+    }
+
+    /// The training objective of a batch.
+    ///
+    /// `eps` is the standard-normal noise of the reparameterisation, drawn by the caller so
+    /// that a run is reproducible on any device; the AE ignores it. A VAE given no noise is
+    /// decoded at its mean and reports no KL (the reconstruction at mu).
+    ///
+    /// # Shapes
+    /// - images: `[batch, pixels]`, eps: `[batch, latent]`
+    pub fn losses(&self, images: Tensor<2>, eps: Option<Tensor<2>>, beta: f64) -> Losses {
+        let Encoded { mu, log_var } = self.encoder.forward(images.clone());
+        match (log_var, eps) {
+            (Some(log_var), Some(eps)) => {
+                let z = mu.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
+                let recon = bce_with_logits(self.decoder.forward(z), images);
+                let kl = kl_to_standard_normal(mu, log_var);
+                let total = recon.clone() + kl.clone().mul_scalar(beta);
+                Losses {
+                    recon,
+                    kl: Some(kl),
+                    total,
+                }
+            }
+            _ => {
+                let recon = bce_with_logits(self.decoder.forward(mu), images);
+                Losses {
+                    recon: recon.clone(),
+                    kl: None,
+                    total: recon,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Numbers that describe a latent space, computed on the host from the codes.
+//!
+//! Each mirrors the PyTorch reference (scikit-learn's kNN vote, numpy's percentile and
+//! histogram2d) so that the two implementations report comparable values.
+
+/// Accuracy of a k-nearest-neighbour vote (Euclidean, uniform weights) of `query` codes
+/// against `reference` codes; a tied vote goes to the smallest label, as in scikit-learn.
+pub fn knn_accuracy(
+    reference: &[f32],
+    reference_labels: &[u8],
+    query: &[f32],
+    query_labels: &[u8],
+    dim: usize,
+    k: usize,
+) -> f64 {
+    if query_labels.is_empty() || reference_labels.is_empty() {
+        return 0.0;
+    }
+    let correct = query
+        .chunks_exact(dim)
+        .zip(query_labels)
+        .filter(|(q, label)| knn_vote(reference, reference_labels, q, dim, k) == **label)
+        .count();
+    correct as f64 / query_labels.len() as f64
+}
+
+fn knn_vote(reference: &[f32], labels: &[u8], q: &[f32], dim: usize, k: usize) -> u8 {
+    // The k best (distance, index) pairs, kept sorted; k is tiny, so insertion is cheapest.
+    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+    for (i, r) in reference.chunks_exact(dim).enumerate() {
+        let d: f32 = r.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum();
+        if best.len() < k || d < best[best.len() - 1].0 {
+            let pos = best.partition_point(|&(bd, _)| bd <= d);
+            best.insert(pos, (d, i));
+            best.truncate(k);
+        }
+    }
+    let mut votes = [0usize; 256];
+    for &(_, i) in &best {
+        votes[labels[i] as usize] += 1;
+    }
+    let top = votes.iter().copied().max().unwrap_or(0);
+    votes.iter().position(|&v| v == top).unwrap_or(0) as u8
+}
+
+/// Per-dimension mean and (population) standard deviation of `n * dim` codes.
+pub fn mean_std(codes: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = (codes.len() / dim).max(1) as f64;
+    let mean: Vec<f64> = (0..dim)
+        .map(|d| codes.iter().skip(d).step_by(dim).map(|&v| v as f64).sum::<f64>() / n)
+        .collect();
+    let std = (0..dim)
+        .map(|d| {
+            let var = codes
+                .iter()
+                .skip(d)
+                .step_by(dim)
+                .map(|&v| (v as f64 - mean[d]).powi(2))
+                .sum::<f64>()
+                / n;
+            var.sqrt()
+        })
+        .collect();
+    (mean, std)
+}
+
+/// The `q`-th percentile (0-100) with linear interpolation, numpy's default.
+pub fn percentile(values: &[f32], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().map(|&x| x as f64).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let pos = q / 100.0 * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// The 1st-99th percentile box of 2-D codes: `([x_lo, y_lo], [x_hi, y_hi])`.
+pub fn percentile_box(codes: &[f32], lo_q: f64, hi_q: f64) -> ([f64; 2], [f64; 2]) {
+    let column = |d: usize| codes.iter().skip(d).step_by(2).copied().collect::<Vec<f32>>();
+    let (x, y) = (column(0), column(1));
+    (
+        [percentile(&x, lo_q), percentile(&y, lo_q)],
+        [percentile(&x, hi_q), percentile(&y, hi_q)],
+    )
+}
+
+/// Share of empty cells of a `cells x cells` grid over the 1st-99th percentile box of 2-D
+/// codes, counting only the codes inside the box (numpy histogram2d's binning).
+pub fn empty_cell_share(codes: &[f32], cells: usize) -> f64 {
+    let (lo, hi) = percentile_box(codes, 1.0, 99.0);
+    let mut hist = vec![0usize; cells * cells];
+    let bin = |v: f64, d: usize| -> usize {
+        let width = hi[d] - lo[d];
+        if width <= 0.0 {
+            return 0;
+        }
+        (((v - lo[d]) / width * cells as f64).floor() as usize).min(cells - 1)
+    };
+    for p in codes.chunks_exact(2) {
+        let (x, y) = (p[0] as f64, p[1] as f64);
+        if x >= lo[0] && x <= hi[0] && y >= lo[1] && y <= hi[1] {
+            hist[bin(x, 0) * cells + bin(y, 1)] += 1;
+        }
+    }
+    hist.iter().filter(|&&c| c == 0).count() as f64 / hist.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knn_on_a_hand_made_set() {
+        // Class 0 around (0,0), class 1 around (10,0).
+        let reference = [0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 10.0, 0.0, 10.5, 0.0, 10.0, 0.5];
+        let labels = [0, 0, 0, 1, 1, 1];
+        // (1,0) is near class 0 and (9,0) near class 1; (4.9,0) with k=3 still sees three class-0 points.
+        let query = [1.0, 0.0, 9.0, 0.0, 4.9, 0.0];
+        let acc = knn_accuracy(&reference, &labels, &query, &[0, 1, 1], 2, 3);
+        assert!((acc - 2.0 / 3.0).abs() < 1e-12, "{acc}");
+    }
+
+    #[test]
+    fn knn_breaks_ties_towards_the_smallest_label() {
+        let reference = [-1.0, 0.0, 1.0, 0.0];
+        let acc = knn_accuracy(&reference, &[7, 3], &[0.0, 0.0], &[3], 2, 2);
+        assert_eq!(acc, 1.0);
+    }
+
+    #[test]
+    fn mean_and_std_per_dimension() {
+        let (m, s) = mean_std(&[1.0, 10.0, 3.0, 10.0], 2);
+        assert_eq!(m, vec![2.0, 10.0]);
+        assert_eq!(s, vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn percentile_interpolates_like_numpy() {
+        let v: Vec<f32> = (1..=5).map(|i| i as f32).collect();
+        assert_eq!(percentile(&v, 50.0), 3.0);
+        assert!((percentile(&v, 1.0) - 1.04).abs() < 1e-12);
+        assert!((percentile(&v, 99.0) - 4.96).abs() < 1e-12);
+    }
+
+    #[test]
+    fn empty_cells_of_hand_made_codes() {
+        // 101 points evenly on the diagonal of the unit square: a 4x4 grid's 4 diagonal
+        // cells are filled, the other 12 are empty.
+        let codes: Vec<f32> = (0..=100).flat_map(|i| [i as f32 / 100.0; 2]).collect();
+        assert!((empty_cell_share(&codes, 4) - 12.0 / 16.0).abs() < 1e-12);
+        // A full uniform lattice leaves none empty.
+        let lattice: Vec<f32> = (0..100)
+            .flat_map(|i| [(i % 10) as f32 + 0.5, (i / 10) as f32 + 0.5])
+            .collect();
+        assert_eq!(empty_cell_share(&lattice, 5), 0.0);
+    }
+}

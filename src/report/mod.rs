@@ -1,0 +1,95 @@
+//! What a finished run leaves for a person: codes, summary numbers and figures.
+
+pub mod figures;
+pub mod metrics;
+pub mod summary;
+
+use std::path::Path;
+
+use thiserror::Error;
+
+use crate::data::Dataset;
+use crate::device::OpenedDevice;
+use crate::run::{self, Latents, MetricsRow, RunError};
+use crate::train::TrainError;
+use crate::train::session::Session;
+pub use figures::FigureOptions;
+pub use summary::Summary;
+
+#[derive(Debug, Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
+}
+
+/// Writes latents.csv, summary.json and the figures of a run whose epochs are all done.
+pub fn finish_run(
+    session: &Session,
+    opened: &OpenedDevice,
+    run_dir: &Path,
+    data: &Dataset,
+    rows: &[MetricsRow],
+    figures: &FigureOptions,
+) -> Result<(), TrainError> {
+    let settings = &session.settings;
+    let latent = settings.model.latent;
+    let test = session.encode(&session.test)?;
+    let train = session.encode(&session.train)?;
+    run::write_latents(
+        &run_dir.join("latents.csv"),
+        &Latents {
+            labels: &session.test.labels,
+            codes: &test.mu,
+            sigmas: test.sigma.as_deref(),
+            latent,
+        },
+    )?;
+    let last = rows.last();
+    let (latent_mean, latent_std) = metrics::mean_std(&test.mu, latent);
+    let train_seconds: f64 = rows.iter().map(|r| r.seconds).sum();
+    let summary = Summary {
+        model: settings.model.kind.as_str().to_string(),
+        dataset: data.name.clone(),
+        device: settings.device.as_str().to_string(),
+        backend: opened.backend.to_string(),
+        adapter: opened.adapter.clone(),
+        epochs: rows.len(),
+        test_recon: last.map_or(f64::NAN, |r| r.test_recon),
+        test_kl: last.map_or(f64::NAN, |r| r.test_kl),
+        test_loss: last.map_or(f64::NAN, |r| r.test_loss),
+        knn5_accuracy: metrics::knn_accuracy(
+            &train.mu,
+            &session.train.labels,
+            &test.mu,
+            &session.test.labels,
+            latent,
+            5,
+        ),
+        latent_mean,
+        latent_std,
+        empty_cell_share: if latent == 2 { metrics::empty_cell_share(&test.mu, 20) } else { f64::NAN },
+        images_per_sec: rows.len() as f64 * session.train.len() as f64 / train_seconds.max(1e-9),
+        train_seconds,
+        posterior_sigma_mean: test.sigma.as_ref().map(|s| metrics::mean_std(s, latent).0),
+        iwae_log_likelihood: None,
+        iwae_samples: None,
+    };
+    run::write_json(&run_dir.join("summary.json"), &summary)?;
+    if latent == 2 {
+        let run = figures::RunFigures {
+            model: &session.model,
+            device: &session.device,
+            kind: settings.model.kind,
+            dataset: &data.name,
+            epoch: rows.last().map_or(0, |r| r.epoch),
+            image_size: (data.rows, data.cols),
+            codes: &test.mu,
+            labels: &session.test.labels,
+            rows,
+        };
+        figures::draw_all(&run, run_dir, figures)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! A run directory and everything in it: config, metrics, checkpoint, summary, codes.
+//!
+//! Every file here is written atomically (see `atomic`), so an interrupted run leaves each
+//! file either as it was or complete.
+
+pub mod atomic;
+pub mod checkpoint;
+pub mod dir;
+pub mod files;
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+pub use atomic::write_atomic;
+pub use dir::{create_exact_dir, create_new_run_dir};
+pub use files::{Latents, MetricsRow, RunConfig, read_metrics, write_json, write_latents, write_metrics};
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("{path}: already exists; latentlab never overwrites a run (choose another --out, or --resume it)")]
+    Exists { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a latentlab run directory (no config.json); pass the folder a `latentlab train` wrote")]
+    NotARun { path: PathBuf },
+    #[error("{path}: unreadable ({reason}); the file is corrupt or from another program")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: no finished epoch to resume from (no checkpoint yet); start the run again")]
+    NoCheckpoint { path: PathBuf },
+}
+
+impl RunError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RunError {
+        let path = path.into();
+        move |source| RunError::Io { path, source }
+    }
+}

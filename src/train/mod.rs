@@ -1,0 +1,193 @@
+//! Training runs: a new run or a resumed one, epoch by epoch, each epoch saved.
+
+pub mod progress;
+pub mod rng;
+pub mod session;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use thiserror::Error;
+
+use crate::config::TrainSettings;
+use crate::data::{DataError, Dataset, load_dataset};
+use crate::device::{self, DeviceError, OpenedDevice};
+use crate::report::{self, FigureOptions, ReportError};
+use crate::run::{self, MetricsRow, RunConfig, RunError, checkpoint};
+use progress::Progress;
+use session::{Session, adam};
+
+/// Set by the Ctrl-C / SIGTERM handler; the loop stops at the next batch.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("{0}")]
+    Settings(String),
+    #[error(
+        "the loss became {loss} in epoch {epoch} at step {step}: training diverged; the checkpoint of the last finished epoch is kept; try a smaller --lr"
+    )]
+    Diverged { epoch: usize, step: usize, loss: f64 },
+    /// Raised inside an epoch; the caller turns it into `Stopped`, which knows the run.
+    #[error("interrupted in epoch {epoch}")]
+    Interrupted { epoch: usize },
+    #[error("{}", stopped_message(run_dir, *finished))]
+    Stopped { run_dir: PathBuf, finished: usize },
+    #[error("the device failed while training: {0}; --device cpu still works")]
+    Execution(String),
+}
+
+fn stopped_message(run_dir: &Path, finished: usize) -> String {
+    let dir = run_dir.display();
+    if finished == 0 {
+        format!("interrupted before the first epoch finished; nothing to resume in {dir}, start again")
+    } else {
+        format!(
+            "interrupted; epochs 1-{finished} are saved in {dir}; continue with: latentlab train --resume {dir}"
+        )
+    }
+}
+
+/// Where a new run goes.
+#[derive(Debug, Clone)]
+pub enum RunTarget {
+    /// A new `<model>-<dataset>-<time>` folder under this one.
+    Under(PathBuf),
+    /// Exactly this folder, which must not exist.
+    Exact(PathBuf),
+}
+
+/// Loads the data set the settings name.
+pub fn load_data(settings: &TrainSettings) -> Result<Dataset, TrainError> {
+    let mut data = load_dataset(&settings.data_dir, settings.dataset.as_str(), settings.dataset.known())?;
+    if let Some(limit) = settings.train_limit {
+        let pixels = data.pixels();
+        data.train.truncate(limit, pixels);
+    }
+    Ok(data)
+}
+
+/// Trains a new model and writes its run directory; returns the directory.
+pub fn train_new(
+    mut settings: TrainSettings,
+    target: &RunTarget,
+    figures: &FigureOptions,
+) -> Result<PathBuf, TrainError> {
+    let data = load_data(&settings)?;
+    settings.model.input = data.pixels();
+    let opened = device::open(settings.device)?;
+    let run_dir = match target {
+        RunTarget::Under(root) => {
+            run::create_new_run_dir(root, settings.model.kind.as_str(), settings.dataset.as_str())?
+        }
+        RunTarget::Exact(dir) => run::create_exact_dir(dir)?,
+    };
+    let config = RunConfig {
+        latentlab_version: env!("CARGO_PKG_VERSION").to_string(),
+        settings: settings.clone(),
+        backend: opened.backend.to_string(),
+        adapter: opened.adapter.clone(),
+        created: chrono::Local::now().to_rfc3339(),
+    };
+    run::write_json(&run_dir.join("config.json"), &config)?;
+    let model = settings.model.init(settings.seed, &opened.device);
+    let session = Session::new(settings, opened.device.clone(), &data, model, adam());
+    run_epochs(session, &opened, &run_dir, &data, Vec::new(), figures)?;
+    Ok(run_dir)
+}
+
+/// Continues a run from its last finished epoch, with the settings it was started with.
+pub fn resume(run_dir: &Path, figures: &FigureOptions) -> Result<PathBuf, TrainError> {
+    let config = RunConfig::load(run_dir)?;
+    let finished = checkpoint::last_epoch(run_dir)?;
+    let settings = config.settings;
+    let data = load_data(&settings)?;
+    if data.pixels() != settings.model.input {
+        return Err(TrainError::Settings(format!(
+            "{}: the run was trained on {} pixels per image, {} holds {}",
+            run_dir.display(),
+            settings.model.input,
+            settings.data_dir.display(),
+            data.pixels()
+        )));
+    }
+    let opened = device::open(settings.device)?;
+    let model = checkpoint::load_model(run_dir, &settings.model, &opened.device)?;
+    let optim = checkpoint::load_optimizer(run_dir, adam())?;
+    let metrics_path = run_dir.join("metrics.csv");
+    let mut rows = if metrics_path.is_file() {
+        run::read_metrics(&metrics_path)?
+    } else {
+        Vec::new()
+    };
+    rows.retain(|r| r.epoch <= finished);
+    let session = Session::new(settings, opened.device.clone(), &data, model, optim);
+    run_epochs(session, &opened, run_dir, &data, rows, figures)?;
+    Ok(run_dir.to_path_buf())
+}
+
+fn run_epochs(
+    mut session: Session,
+    opened: &OpenedDevice,
+    run_dir: &Path,
+    data: &Dataset,
+    mut rows: Vec<MetricsRow>,
+    figures: &FigureOptions,
+) -> Result<(), TrainError> {
+    let settings = session.settings.clone();
+    let first = rows.len() + 1;
+    let label = format!("{} on {}", settings.model.kind.as_str().to_uppercase(), opened.backend);
+    let progress = Progress::for_stderr(&label, settings.epochs, first);
+    progress.println(&format!(
+        "training {} on {} ({} images, {}), run directory {}",
+        settings.model.kind.as_str().to_uppercase(),
+        data.name,
+        session.train.len(),
+        opened.adapter,
+        run_dir.display()
+    ));
+    for epoch in first..=settings.epochs {
+        let stats = match session.train_epoch(epoch, &progress, &STOP) {
+            Err(TrainError::Interrupted { .. }) => {
+                progress.finish();
+                return Err(TrainError::Stopped {
+                    run_dir: run_dir.to_path_buf(),
+                    finished: epoch - 1,
+                });
+            }
+            other => other?,
+        };
+        let eval = session.evaluate()?;
+        let row = MetricsRow {
+            epoch,
+            seconds: stats.seconds,
+            images_per_sec: session.train.len() as f64 / stats.seconds,
+            train_loss: stats.train_loss,
+            test_recon: eval.recon,
+            test_kl: eval.kl,
+            test_loss: eval.loss,
+        };
+        rows.push(row.clone());
+        run::write_metrics(&run_dir.join("metrics.csv"), &rows)?;
+        checkpoint::save(run_dir, epoch, &session.model, &session.optim, settings.model.kind)?;
+        progress.finish_epoch(
+            epoch,
+            settings.epochs,
+            &format!(
+                "{:.1}s  {:.0} img/s  train {:.2}  test recon {:.2}  KL {:.2}  loss {:.2}",
+                row.seconds, row.images_per_sec, row.train_loss, row.test_recon, row.test_kl, row.test_loss
+            ),
+        );
+    }
+    progress.finish();
+    report::finish_run(&session, opened, run_dir, data, &rows, figures)?;
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! A model, its optimiser and the data set, resident on one device: the training loop proper.
+//!
+//! The whole data set is uploaded once; a batch is a `select` of rows on the device, so the
+//! host sends only an index permutation (and the VAE's noise) per epoch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::TrainError;
+use super::progress::Progress;
+use super::rng;
+use crate::config::TrainSettings;
+use crate::data::{Dataset, Split};
+use crate::model::AutoEncoder;
+
+/// Images per forward pass when evaluating or encoding (no gradients, so larger is fine).
+const EVAL_BATCH: usize = 1000;
+
+/// The Adam of the reference (PyTorch's default epsilon; Burn's default is 1e-5).
+pub fn adam() -> ModuleOptimizer {
+    AdamConfig::new().with_epsilon(1e-8).init()
+}
+
+/// A split on the device: images `[n, pixels]` in [0, 1] and the labels on the host.
+pub struct DeviceSplit {
+    pub images: Tensor<2>,
+    pub labels: Vec<u8>,
+}
+
+impl DeviceSplit {
+    pub fn upload(split: &Split, pixels: usize, device: &Device) -> DeviceSplit {
+        let n = split.len();
+        DeviceSplit {
+            images: Tensor::from_data(TensorData::new(split.images_f32(), [n, pixels]), device),
+            labels: split.labels.clone(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// The result of one epoch of training.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochStats {
+    pub seconds: f64,
+    pub train_loss: f64,
+}
+
+/// Test-set losses, nats per image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalMetrics {
+    pub recon: f64,
+    pub kl: f64,
+    pub loss: f64,
+}
+
+/// Latent codes of a split on the host: `n * latent` values each.
+#[derive(Debug, Clone)]
+pub struct Codes {
+    pub mu: Vec<f32>,
+    /// Posterior standard deviations, VAE only.
+    pub sigma: Option<Vec<f32>>,
+    pub latent: usize,
+}
+
+pub struct Session {
+    pub settings: TrainSettings,
+    pub device: Device,
+    pub model: AutoEncoder,
+    pub optim: ModuleOptimizer,
+    pub train: DeviceSplit,
+    pub test: DeviceSplit,
+    /// How many steps between reads of the loss (each read waits for the device).
+    pub sync_every: usize,
+}
+
+impl Session {
+    /// Uploads the data; `model` and `optim` are fresh or come from a checkpoint.
+    pub fn new(
+        settings: TrainSettings,
+        device: Device,
+        data: &Dataset,
+        model: AutoEncoder,
+        optim: ModuleOptimizer,
+    ) -> Session {
+        let pixels = data.pixels();
+        let sync_every = if settings.device == crate::device::DeviceChoice::Gpu { 50 } else { 10 };
+        Session {
+            train: DeviceSplit::upload(&data.train, pixels, &device),
+            test: DeviceSplit::upload(&data.test, pixels, &device.clone().inner()),
+            settings,
+            device,
+            model,
+            optim,
+            sync_every,
+        }
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.train.len().div_ceil(self.settings.batch_size)
+    }
+
+    /// One optimisation step (forward, loss, backward, Adam) on a batch; returns the batch's
+    /// mean loss as a `[1]` tensor off the graph, not yet read back from the device.
+    ///
+    /// # Shapes
+    /// - images: `[batch, pixels]`, eps: `[batch, latent]`
+    pub fn step(&mut self, images: Tensor<2>, eps: Option<Tensor<2>>) -> Tensor<1> {
+        let losses = self.model.losses(images, eps, self.settings.beta);
+        let batch_loss = losses.total.clone().detach().inner();
+        let grads = GradientsParams::from_grads(losses.total.backward(), &self.model);
+        self.model = self.optim.step(self.settings.lr, self.model.clone(), grads);
+        batch_loss
+    }
+
+    /// One pass over the shuffled training set; the last, partial batch is kept.
+    pub fn train_epoch(
+        &mut self,
+        epoch: usize,
+        progress: &Progress,
+        stop: &AtomicBool,
+    ) -> Result<EpochStats, TrainError> {
+        let (seed, bs, latent) = (self.settings.seed, self.settings.batch_size, self.settings.model.latent);
+        let n = self.train.len();
+        let steps = self.steps_per_epoch();
+        let start = Instant::now();
+        let perm = Tensor::<1, Int>::from_data(
+            TensorData::new(rng::epoch_permutation(seed, epoch, n), [n]),
+            &self.device,
+        );
+        let noise = self.settings.model.kind.is_variational().then(|| {
+            Tensor::<2>::from_data(
+                TensorData::new(rng::epoch_noise(seed, epoch, n, latent), [n, latent]),
+                &self.device,
+            )
+        });
+        progress.start_epoch(steps);
+        let mut running = Tensor::<1>::zeros([1], &self.device.clone().inner());
+        let mut seen = 0usize;
+        for step in 0..steps {
+            if stop.load(Ordering::SeqCst) {
+                return Err(TrainError::Interrupted { epoch });
+            }
+            let (a, b) = (step * bs, ((step + 1) * bs).min(n));
+            let x = self.train.images.clone().select(0, perm.clone().slice([a..b]));
+            let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
+            let batch_loss = self.step(x, eps);
+            running = running + batch_loss.mul_scalar((b - a) as f64);
+            seen += b - a;
+            if (step + 1) % self.sync_every == 0 || step + 1 == steps {
+                let sum = read_scalar(running.clone())?;
+                let mean = sum / seen as f64;
+                if !mean.is_finite() {
+                    return Err(TrainError::Diverged {
+                        epoch,
+                        step: step + 1,
+                        loss: mean,
+                    });
+                }
+                progress.update(step + 1, mean, seen as f64 / start.elapsed().as_secs_f64());
+            }
+        }
+        let train_loss = read_scalar(running)? / n as f64;
+        Ok(EpochStats {
+            seconds: start.elapsed().as_secs_f64(),
+            train_loss,
+        })
+    }
+
+    /// Test-set losses; the VAE uses one fixed noise draw per image, the same every epoch.
+    pub fn evaluate(&self) -> Result<EvalMetrics, TrainError> {
+        let model = self.model.valid();
+        let s = &self.settings;
+        let (n, latent) = (self.test.len(), s.model.latent);
+        let device = self.device.clone().inner();
+        let noise = s.model.kind.is_variational().then(|| {
+            Tensor::<2>::from_data(TensorData::new(rng::eval_noise(s.seed, n * latent), [n, latent]), &device)
+        });
+        let mut recon = Tensor::<1>::zeros([1], &device);
+        let mut kl = Tensor::<1>::zeros([1], &device);
+        for a in (0..n).step_by(EVAL_BATCH) {
+            let b = (a + EVAL_BATCH).min(n);
+            let x = self.test.images.clone().slice([a..b]);
+            let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
+            let losses = model.losses(x, eps, s.beta);
+            let w = (b - a) as f64;
+            recon = recon + losses.recon.mul_scalar(w);
+            if let Some(k) = losses.kl {
+                kl = kl + k.mul_scalar(w);
+            }
+        }
+        let recon = read_scalar(recon)? / n as f64;
+        let kl = read_scalar(kl)? / n as f64;
+        Ok(EvalMetrics {
+            recon,
+            kl,
+            loss: recon + s.beta * kl,
+        })
+    }
+
+    /// The codes of every image of a split (mu for the VAE, with sigma).
+    pub fn encode(&self, split: &DeviceSplit) -> Result<Codes, TrainError> {
+        encode_images(&self.model, &split.images, self.settings.model.latent)
+    }
+}
+
+/// Encodes `images` (`[n, pixels]`, on any device) in batches.
+pub fn encode_images(model: &AutoEncoder, images: &Tensor<2>, latent: usize) -> Result<Codes, TrainError> {
+    let model = model.valid();
+    let n = images.dims()[0];
+    let mut mu = Vec::with_capacity(n * latent);
+    let mut sigma = model.is_variational().then(|| Vec::with_capacity(n * latent));
+    for a in (0..n).step_by(EVAL_BATCH) {
+        let b = (a + EVAL_BATCH).min(n);
+        let enc = model.encoder.forward(images.clone().slice([a..b]).inner());
+        mu.extend(read_vec(enc.mu)?);
+        if let (Some(sigma), Some(lv)) = (sigma.as_mut(), enc.log_var) {
+            sigma.extend(read_vec(lv.mul_scalar(0.5).exp())?);
+        }
+    }
+    Ok(Codes { mu, sigma, latent })
+}
+
+/// Reads a one-element tensor back to the host (this waits for the device).
+pub fn read_scalar(t: Tensor<1>) -> Result<f64, TrainError> {
+    Ok(read_vec(t)?.first().copied().unwrap_or(f32::NAN) as f64)
+}
+
+pub fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, TrainError> {
+    let data = t
+        .try_into_data()
+        .map_err(|e| TrainError::Execution(format!("{e:?}")))?;
+    data.try_into_vec::<f32>()
+        .map_err(|e| TrainError::Execution(format!("{e:?}")))
+}
+
+/// The losses of `steps` training steps from fresh weights, batches taken in order from the
+/// start of the training set (no shuffle), each loss read back at once: a fixed workload
+/// whose numbers can be compared across devices.
+pub fn losses_of_steps(
+    settings: &TrainSettings,
+    device: Device,
+    data: &Dataset,
+    steps: usize,
+) -> Result<Vec<f64>, TrainError> {
+    let mut settings = settings.clone();
+    settings.model.input = data.pixels();
+    let model = settings.model.init(settings.seed, &device);
+    let mut session = Session::new(settings, device, data, model, adam());
+    let (n, bs, latent) = (session.train.len(), session.settings.batch_size, session.settings.model.latent);
+    let noise = rng::epoch_noise(session.settings.seed, 1, steps * bs, latent);
+    let mut losses = Vec::with_capacity(steps);
+    for step in 0..steps {
+        let a = (step * bs) % n.max(1);
+        let b = (a + bs).min(n);
+        let x = session.train.images.clone().slice([a..b]);
+        let eps = session.settings.model.kind.is_variational().then(|| {
+            let e = noise[step * bs * latent..(step * bs + (b - a)) * latent].to_vec();
+            Tensor::<2>::from_data(TensorData::new(e, [b - a, latent]), &session.device)
+        });
+        let loss = session.step(x, eps);
+        losses.push(read_scalar(loss)?);
+    }
+    Ok(losses)
+}

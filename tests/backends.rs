@@ -1,0 +1,74 @@
+//! The same training steps on the CPU backend and through wgpu (lavapipe on a machine without
+//! a GPU): the loss goes down, and both backends agree.
+//!
+//! Tolerance: both start from the same weights and see the same batches and noise, so they
+//! differ only by float rounding (summation order in matmuls and reductions). The first
+//! steps must agree to 1e-4 relative; over 200 Adam steps the rounding differences grow, so
+//! the mean of the last 20 losses must agree to 1%.
+
+use std::path::Path;
+
+use latentlab::config::TrainSettings;
+use latentlab::data::{DatasetName, Dataset};
+use latentlab::device::{self, DeviceChoice};
+use latentlab::model::{ModelConfig, ModelKind};
+use latentlab::train::{load_data, session::losses_of_steps};
+
+const STEPS: usize = 200;
+
+fn settings(kind: ModelKind, device: DeviceChoice) -> TrainSettings {
+    TrainSettings {
+        model: ModelConfig { kind, input: 784, hidden: [512, 256], latent: 2 },
+        device,
+        dataset: DatasetName::Mnist,
+        data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
+        epochs: 1,
+        batch_size: 64,
+        lr: 1e-3,
+        beta: 1.0,
+        seed: 3,
+        train_limit: Some(4096),
+        iwae_samples: 1,
+    }
+}
+
+fn data() -> Dataset {
+    load_data(&settings(ModelKind::Vae, DeviceChoice::Cpu)).unwrap()
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn run(kind: ModelKind, choice: DeviceChoice, data: &Dataset) -> Vec<f64> {
+    let opened = device::open(choice).unwrap_or_else(|e| {
+        panic!("{e}\n(the GPU tests need a Vulkan driver; on Debian: apt install mesa-vulkan-drivers)")
+    });
+    losses_of_steps(&settings(kind, choice), opened.device, data, STEPS).unwrap()
+}
+
+#[test]
+fn a_few_hundred_cpu_steps_lower_the_loss() {
+    let data = data();
+    for kind in [ModelKind::Ae, ModelKind::Vae] {
+        let l = run(kind, DeviceChoice::Cpu, &data);
+        let (first, last) = (mean(&l[..10]), mean(&l[STEPS - 20..]));
+        assert!(last < 0.5 * first, "{kind:?}: loss {first:.1} -> {last:.1}");
+        assert!(last < 230.0, "{kind:?}: loss after {STEPS} steps still {last:.1}");
+    }
+}
+
+#[test]
+fn wgpu_agrees_with_the_cpu_backend() {
+    let data = data();
+    for kind in [ModelKind::Ae, ModelKind::Vae] {
+        let cpu = run(kind, DeviceChoice::Cpu, &data);
+        let gpu = run(kind, DeviceChoice::Gpu, &data);
+        for (i, (c, g)) in cpu.iter().zip(&gpu).take(5).enumerate() {
+            assert!((c - g).abs() <= 1e-4 * c.abs(), "{kind:?} step {i}: cpu {c} wgpu {g}");
+        }
+        let (c, g) = (mean(&cpu[STEPS - 20..]), mean(&gpu[STEPS - 20..]));
+        assert!((c - g).abs() <= 0.01 * c, "{kind:?}: last-20 mean cpu {c:.3} wgpu {g:.3}");
+        assert!(g < 0.5 * mean(&gpu[..10]), "{kind:?}: the wgpu loss goes down too");
+    }
+}

@@ -1,0 +1,85 @@
+//! Bad input given to the real binary: exit status 2, one sentence naming what is wrong,
+//! and nothing written.
+
+mod common;
+
+use common::{copy_mnist, latentlab};
+use predicates::prelude::*;
+
+fn refused(args: &[&str], needle: &str) {
+    let out = latentlab().args(args).assert().code(2).get_output().clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(needle), "`{}`: {stderr:?} should mention {needle:?}", args.join(" "));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn flags_out_of_range_are_refused() {
+    refused(&["train", "--model", "ae", "--batch-size", "0"], "--batch-size");
+    refused(&["train", "--model", "ae", "--epochs", "0"], "--epochs");
+    refused(&["train", "--model", "ae", "--lr", "-1"], "--lr");
+    refused(&["train", "--model", "ae", "--lr", "NaN"], "--lr");
+    refused(&["train", "--model", "vae", "--beta", "-0.5"], "--beta");
+    refused(&["train", "--model", "vae", "--grid-size", "0"], "--grid-size");
+    refused(&["train", "--model", "cnn"], "--model");
+    refused(&["train"], "--model");
+    refused(&["train", "--model", "ae", "--dataset", "custom"], "--data-dir");
+}
+
+#[test]
+fn missing_data_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    refused(
+        &["train", "--model", "ae", "--data-dir", missing.to_str().unwrap(), "--runs-dir", dir.path().to_str().unwrap()],
+        "nowhere: data folder not found",
+    );
+    std::fs::create_dir(&missing).unwrap();
+    refused(
+        &["train", "--model", "ae", "--data-dir", missing.to_str().unwrap(), "--runs-dir", dir.path().to_str().unwrap()],
+        "no train-images-idx3-ubyte",
+    );
+    // Nothing was written: no run directory was made.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn a_damaged_mnist_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_mnist(dir.path());
+    let labels = dir.path().join("t10k-labels-idx1-ubyte.gz");
+    let bytes = std::fs::read(&labels).unwrap();
+    std::fs::write(&labels, &bytes[..bytes.len() / 2]).unwrap();
+    let runs = dir.path().join("runs");
+    refused(
+        &["train", "--model", "ae", "--data-dir", dir.path().to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()],
+        "t10k-labels-idx1-ubyte.gz: the gzip data is truncated",
+    );
+    assert!(!runs.exists(), "a refused run must not create its run directory");
+}
+
+#[test]
+fn an_existing_out_folder_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
+    refused(
+        &["train", "--model", "ae", "--train-limit", "256", "--epochs", "1", "--out", dir.path().to_str().unwrap()],
+        "already exists",
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(), "mine");
+}
+
+#[test]
+fn resume_of_a_folder_that_is_not_a_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    refused(&["train", "--resume", dir.path().to_str().unwrap()], "not a latentlab run directory");
+}
+
+#[test]
+fn help_names_the_commands() {
+    latentlab()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("train").and(predicate::str::contains("devices")));
+}

@@ -1,0 +1,53 @@
+//! Helpers shared by the integration tests (each test file includes this as a module).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The real binary, run from the repository root (where data/mnist is), with the Vulkan
+/// loader's runtime folder set so it stays quiet.
+pub fn latentlab() -> Command {
+    let mut cmd = Command::cargo_bin("latentlab").expect("the latentlab binary is built");
+    cmd.current_dir(repo());
+    cmd.env("XDG_RUNTIME_DIR", xdg_runtime_dir());
+    cmd
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn mnist_dir() -> PathBuf {
+    repo().join("data/mnist")
+}
+
+fn xdg_runtime_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("latentlab-xdg-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    }
+    dir
+}
+
+/// Copies the bundled MNIST files into `dir`, so a test can damage one of them.
+pub fn copy_mnist(dir: &Path) {
+    for entry in std::fs::read_dir(mnist_dir()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().extension().is_some_and(|e| e == "gz") {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Reads a PNG: (width, height, RGB pixels).
+pub fn read_png(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    (w, h, img.pixels().map(|p| p.0).collect())
+}

@@ -1,0 +1,92 @@
+//! Ctrl-C in the middle of a run keeps the finished epochs, and `--resume` ends with exactly
+//! the result of a run that was never interrupted.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{latentlab, repo};
+
+const ARGS: [&str; 8] = ["train", "--model", "vae", "--train-limit", "8000", "--epochs", "3", "--seed"];
+
+fn uninterrupted(out: &Path) {
+    latentlab()
+        .args(ARGS)
+        .args(["7", "--out", out.to_str().unwrap()])
+        .assert()
+        .success();
+}
+
+#[test]
+fn sigint_then_resume_gives_the_uninterrupted_result_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, cut) = (dir.path().join("whole"), dir.path().join("cut"));
+    uninterrupted(&whole);
+
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("latentlab"))
+        .current_dir(repo())
+        .args(ARGS)
+        .args(["7", "--out", cut.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for epoch 1's checkpoint, then interrupt during epoch 2.
+    let pointer = cut.join("checkpoint/latest.json");
+    let start = Instant::now();
+    while !pointer.exists() {
+        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint after 5 minutes");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted; epochs 1-1 are saved"), "{stderr}");
+    assert!(stderr.contains("latentlab train --resume"), "{stderr}");
+    assert!(!cut.join("summary.json").exists());
+
+    latentlab()
+        .args(["train", "--resume", cut.to_str().unwrap()])
+        .assert()
+        .success();
+
+    // Same weights: identical codes for all 10,000 test images, to the last bit printed.
+    let read = |p: &Path, f: &str| std::fs::read_to_string(p.join(f)).unwrap();
+    assert_eq!(read(&whole, "latents.csv"), read(&cut, "latents.csv"));
+    let losses = |p: &Path| -> Vec<String> {
+        read(p, "metrics.csv")
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                // Drop the timing columns (seconds, images/s), keep epoch and the losses.
+                [f[0], f[3], f[4], f[5], f[6]].join(",")
+            })
+            .collect()
+    };
+    assert_eq!(losses(&whole), losses(&cut));
+}
+
+#[test]
+fn resume_refuses_a_run_of_the_other_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("ae");
+    latentlab()
+        .args(["train", "--model", "ae", "--train-limit", "500", "--epochs", "1"])
+        .args(["--out", run.to_str().unwrap()])
+        .assert()
+        .success();
+    let out = latentlab()
+        .args(["train", "--model", "vae", "--resume", run.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("that run trains the AE, not the VAE"));
+}
