@@ -25,8 +25,133 @@ pub struct Cli {
 pub enum Command {
     /// Train one model and write a run directory (config, metrics, checkpoint, codes, figures).
     Train(TrainArgs),
+    /// Train the AE and the VAE alike (or take two finished runs) and write the side-by-side
+    /// figures and a report that answers "what do you notice?" with numbers.
+    Compare(CompareArgs),
+    /// Redraw every figure of a run from its checkpoint.
+    Plot(PlotArgs),
+    /// Write the latent codes of a split to CSV (index,label,z1,z2[,sigma1,sigma2]).
+    Encode(EncodeArgs),
+    /// Decode one latent point to an image.
+    Decode(DecodeArgs),
+    /// Decode points drawn from the prior N(0, I) into a montage (meaningful for the VAE).
+    Sample(SampleArgs),
+    /// Decode the straight line between the codes of two test images.
+    Interpolate(InterpolateArgs),
     /// List the graphics adapters wgpu finds, and the one `--device gpu` takes.
     Devices,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// A finished AE run to compare instead of training one (needs --vae too).
+    #[arg(long, value_name = "RUN_DIR", requires = "vae")]
+    pub ae: Option<PathBuf>,
+
+    /// A finished VAE run to compare instead of training one (needs --ae too).
+    #[arg(long, value_name = "RUN_DIR", requires = "ae")]
+    pub vae: Option<PathBuf>,
+
+    /// Write the comparison to exactly this folder (it must not exist).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// The folder under which new run and comparison directories are made.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub runs_dir: PathBuf,
+
+    #[command(flatten)]
+    pub flags: TrainFlags,
+
+    #[command(flatten)]
+    pub figures: FigureFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The run directory.
+    pub run: PathBuf,
+
+    #[command(flatten)]
+    pub figures: FigureFlags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitName {
+    Train,
+    Test,
+}
+
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// The CSV file to write (it must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Which split of the run's data set.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: SplitName,
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// The latent point, as z1,z2.
+    #[arg(long, value_name = "Z1,Z2", allow_hyphen_values = true, value_parser = latent_point)]
+    pub z: LatentPoint,
+    /// The PNG file to write (it must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// How many images.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub n: u64,
+    /// The PNG file to write (it must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Seed of the prior draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InterpolateArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Index of the first test image.
+    #[arg(long)]
+    pub from_index: usize,
+    /// Index of the last test image.
+    #[arg(long)]
+    pub to_index: usize,
+    /// Images in the strip, both ends included.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=100))]
+    pub steps: u64,
+    /// The PNG file to write (it must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatentPoint(pub [f64; 2]);
+
+fn latent_point(s: &str) -> Result<LatentPoint, String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{s} is not a latent point; give two numbers, as in 0.5,-1.2"))?;
+    match v.as_slice() {
+        [a, b] if a.is_finite() && b.is_finite() => Ok(LatentPoint([*a, *b])),
+        _ => Err(format!("{s} is not a latent point; give two numbers, as in 0.5,-1.2")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -53,7 +53,9 @@ fn train_code(e: &TrainError) -> u8 {
 fn run_code(e: &RunError) -> u8 {
     match e {
         RunError::Io { .. } => EXIT_RUNTIME,
-        RunError::Exists { .. } | RunError::NotARun { .. } | RunError::Corrupt { .. } | RunError::NoCheckpoint { .. } => {
+        RunError::Exists { .. }
+        | RunError::OutputExists { .. }
+        | RunError::NotARun { .. } | RunError::Corrupt { .. } | RunError::NoCheckpoint { .. } => {
             EXIT_BAD_INPUT
         }
     }

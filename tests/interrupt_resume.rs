@@ -25,7 +25,7 @@ fn sigint_then_resume_gives_the_uninterrupted_result_bit_for_bit() {
     let (whole, cut) = (dir.path().join("whole"), dir.path().join("cut"));
     uninterrupted(&whole);
 
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("latentlab"))
+    let child = Command::new(assert_cmd::cargo::cargo_bin("latentlab"))
         .current_dir(repo())
         .args(ARGS)
         .args(["7", "--out", cut.to_str().unwrap()])

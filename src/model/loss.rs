@@ -44,7 +44,7 @@ mod tests {
     }
 
     fn scalar(t: Tensor<1>) -> f64 {
-        t.into_data().to_vec::<f32>().unwrap()[0] as f64
+        t.into_data().try_to_vec::<f32>().unwrap()[0] as f64
     }
 
     /// KL of a 1-D Gaussian to N(0,1) by numerical integration of q(z) log(q(z)/p(z)).

@@ -164,7 +164,7 @@ pub fn save(stem: &Path, fig: &GridFigure) -> Result<Vec<PathBuf>, PlotError> {
     save_figure(stem, fig.size(), |root| draw(root, fig), |root| draw(root, fig))
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &GridFigure) -> Result<(), String> {
+pub fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &GridFigure) -> Result<(), String> {
     let n = fig.n();
     let cell = fig.cell();
     let side = cell * n as u32;

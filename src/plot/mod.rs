@@ -6,6 +6,7 @@
 
 pub mod curves;
 pub mod grid;
+pub mod images;
 pub mod palette;
 pub mod scatter;
 

@@ -157,3 +157,40 @@ mod tests {
         assert_eq!(empty_cell_share(&lattice, 5), 0.0);
     }
 }
+
+/// How abruptly a decoded grid changes from cell to cell: the mean absolute pixel difference
+/// between horizontally and vertically adjacent images (mean, and the largest single jump).
+/// A smooth morph between digits has small steps; a tear in the latent space shows as a jump.
+pub fn grid_roughness(images: &[Vec<f32>], n: usize) -> (f64, f64) {
+    let diff = |a: &[f32], b: &[f32]| -> f64 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).sum::<f64>() / a.len().max(1) as f64
+    };
+    let mut steps = Vec::new();
+    for r in 0..n {
+        for c in 0..n {
+            let here = &images[r * n + c];
+            if c + 1 < n {
+                steps.push(diff(here, &images[r * n + c + 1]));
+            }
+            if r + 1 < n {
+                steps.push(diff(here, &images[(r + 1) * n + c]));
+            }
+        }
+    }
+    let mean = steps.iter().sum::<f64>() / steps.len().max(1) as f64;
+    let max = steps.iter().copied().fold(0.0, f64::max);
+    (mean, max)
+}
+
+#[cfg(test)]
+mod roughness_tests {
+    use super::grid_roughness;
+
+    #[test]
+    fn roughness_of_a_hand_made_grid() {
+        // A 2x2 grid of one-pixel images: 0, 0.5 / 0, 1. Steps: |0-.5|, |0-0|, |.5-1|, |0-1|.
+        let images = vec![vec![0.0], vec![0.5], vec![0.0], vec![1.0]];
+        let (mean, max) = grid_roughness(&images, 2);
+        assert!((mean - 0.5).abs() < 1e-12 && (max - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,6 +1,8 @@
 //! What a finished run leaves for a person: codes, summary numbers and figures.
 
+pub mod compare;
 pub mod figures;
+pub mod iwae;
 pub mod metrics;
 pub mod summary;
 
@@ -47,6 +49,7 @@ pub fn finish_run(
         },
     )?;
     let last = rows.last();
+    let iwae = iwae::iwae_log_likelihood(&session.model, &session.test.images, settings.iwae_samples, settings.seed)?;
     let (latent_mean, latent_std) = metrics::mean_std(&test.mu, latent);
     let train_seconds: f64 = rows.iter().map(|r| r.seconds).sum();
     let summary = Summary {
@@ -73,8 +76,8 @@ pub fn finish_run(
         images_per_sec: rows.len() as f64 * session.train.len() as f64 / train_seconds.max(1e-9),
         train_seconds,
         posterior_sigma_mean: test.sigma.as_ref().map(|s| metrics::mean_std(s, latent).0),
-        iwae_log_likelihood: None,
-        iwae_samples: None,
+        iwae_log_likelihood: iwae,
+        iwae_samples: iwae.map(|_| settings.iwae_samples),
     };
     run::write_json(&run_dir.join("summary.json"), &summary)?;
     if latent == 2 {

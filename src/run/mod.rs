@@ -7,19 +7,23 @@ pub mod atomic;
 pub mod checkpoint;
 pub mod dir;
 pub mod files;
+pub mod loaded;
 
 use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_new_atomic};
 pub use dir::{create_exact_dir, create_new_run_dir};
+pub use loaded::LoadedRun;
 pub use files::{Latents, MetricsRow, RunConfig, read_metrics, write_json, write_latents, write_metrics};
 
 #[derive(Debug, Error)]
 pub enum RunError {
     #[error("{path}: already exists; latentlab never overwrites a run (choose another --out, or --resume it)")]
     Exists { path: PathBuf },
+    #[error("{path}: already exists; latentlab never overwrites a file, choose another --out")]
+    OutputExists { path: PathBuf },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -1,0 +1,161 @@
+//! The commands that read a finished run: plot, encode, decode, sample, interpolate.
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::cli::{DecodeArgs, EncodeArgs, InterpolateArgs, PlotArgs, SampleArgs, SplitName};
+use crate::data::Dataset;
+use crate::error::AppError;
+use crate::plot::grid::decode_points;
+use crate::plot::images::save_montage;
+use crate::report::figures::{self, RunFigures};
+use crate::report::metrics::mean_std;
+use crate::run::{self, Latents, LoadedRun, RunError};
+use crate::train::load_data;
+use crate::train::session::{Codes, DeviceSplit, encode_images};
+
+/// Pixels per image pixel in the PNGs of decode, sample and interpolate.
+const SCALE: usize = 4;
+
+fn refuse_existing(out: &Path) -> Result<(), AppError> {
+    if out.exists() {
+        return Err(RunError::OutputExists { path: out.to_path_buf() }.into());
+    }
+    Ok(())
+}
+
+fn codes_of(run: &LoadedRun, data: &Dataset, split: SplitName) -> Result<(Codes, Vec<u8>), AppError> {
+    let split = match split {
+        SplitName::Train => &data.train,
+        SplitName::Test => &data.test,
+    };
+    let images = DeviceSplit::upload(split, data.pixels(), &run.device);
+    let codes = encode_images(&run.model, &images.images, run.config.settings.model.latent)?;
+    Ok((codes, images.labels))
+}
+
+fn decode(run: &LoadedRun, points: &[[f64; 2]]) -> Result<Vec<Vec<f32>>, AppError> {
+    if run.config.settings.model.latent != 2 {
+        return Err(AppError::Usage(format!(
+            "{}: this model has {} latent dimensions; decoding points needs 2",
+            run.dir.display(),
+            run.config.settings.model.latent
+        )));
+    }
+    decode_points(&run.model, points, &run.device).map_err(|reason| {
+        AppError::Report(crate::plot::PlotError { path: run.dir.clone(), reason }.into())
+    })
+}
+
+fn image_size(run: &LoadedRun) -> (usize, usize) {
+    // Square images (all MNIST-family sets); the input size is rows * cols.
+    let side = (run.config.settings.model.input as f64).sqrt().round() as usize;
+    (side, side)
+}
+
+pub fn plot(args: PlotArgs) -> Result<(), AppError> {
+    let run = LoadedRun::open(&args.run)?;
+    let data = load_data(&run.config.settings)?;
+    let (codes, labels) = codes_of(&run, &data, SplitName::Test)?;
+    let rows = run.metrics()?;
+    let figs = RunFigures {
+        model: &run.model,
+        device: &run.device,
+        kind: run.config.settings.model.kind,
+        dataset: &data.name,
+        epoch: run.epoch,
+        image_size: (data.rows, data.cols),
+        codes: &codes.mu,
+        labels: &labels,
+        rows: &rows,
+    };
+    for path in figures::draw_all(&figs, &run.dir, &args.figures.options())? {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+pub fn encode(args: EncodeArgs) -> Result<(), AppError> {
+    refuse_existing(&args.out)?;
+    let run = LoadedRun::open(&args.run)?;
+    let data = load_data(&run.config.settings)?;
+    let (codes, labels) = codes_of(&run, &data, args.split)?;
+    run::write_latents(
+        &args.out,
+        &Latents {
+            labels: &labels,
+            codes: &codes.mu,
+            sigmas: codes.sigma.as_deref(),
+            latent: codes.latent,
+        },
+    )?;
+    println!("{}", args.out.display());
+    Ok(())
+}
+
+pub fn decode_command(args: DecodeArgs) -> Result<(), AppError> {
+    refuse_existing(&args.out)?;
+    let run = LoadedRun::open(&args.run)?;
+    let images = decode(&run, &[args.z.0])?;
+    save_montage(&args.out, &images, image_size(&run), 1, 8)?;
+    println!("{}", args.out.display());
+    Ok(())
+}
+
+pub fn sample(args: SampleArgs) -> Result<(), AppError> {
+    refuse_existing(&args.out)?;
+    let run = LoadedRun::open(&args.run)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let mut draw = || -> f64 { StandardNormal.sample(&mut rng) };
+    let n = args.n as usize;
+    let points: Vec<[f64; 2]> = if run.config.settings.model.kind.is_variational() {
+        (0..n).map(|_| [draw(), draw()]).collect()
+    } else {
+        // An AE has no prior: draw from a Gaussian fitted to its test codes instead.
+        let data = load_data(&run.config.settings)?;
+        let (codes, _) = codes_of(&run, &data, SplitName::Test)?;
+        let (mean, std) = mean_std(&codes.mu, 2);
+        eprintln!(
+            "note: an AE has no prior; sampling N(mean, std^2) of its test codes, mean ({:.2}, {:.2}), std ({:.2}, {:.2})",
+            mean[0], mean[1], std[0], std[1]
+        );
+        (0..n).map(|_| [mean[0] + std[0] * draw(), mean[1] + std[1] * draw()]).collect()
+    };
+    let images = decode(&run, &points)?;
+    let per_row = (n as f64).sqrt().ceil() as usize;
+    save_montage(&args.out, &images, image_size(&run), per_row, SCALE)?;
+    println!("{}", args.out.display());
+    Ok(())
+}
+
+pub fn interpolate(args: InterpolateArgs) -> Result<(), AppError> {
+    refuse_existing(&args.out)?;
+    let run = LoadedRun::open(&args.run)?;
+    let data = load_data(&run.config.settings)?;
+    let n_test = data.test.len();
+    for (flag, i) in [("--from-index", args.from_index), ("--to-index", args.to_index)] {
+        if i >= n_test {
+            return Err(AppError::Usage(format!(
+                "{flag} {i}: the test set has {n_test} images (indices 0-{})",
+                n_test - 1
+            )));
+        }
+    }
+    let (codes, _) = codes_of(&run, &data, SplitName::Test)?;
+    let at = |i: usize| [codes.mu[2 * i] as f64, codes.mu[2 * i + 1] as f64];
+    let (a, b) = (at(args.from_index), at(args.to_index));
+    let steps = args.steps as usize;
+    let points: Vec<[f64; 2]> = (0..steps)
+        .map(|k| {
+            let t = k as f64 / (steps - 1) as f64;
+            [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])]
+        })
+        .collect();
+    let images = decode(&run, &points)?;
+    save_montage(&args.out, &images, image_size(&run), steps, SCALE)?;
+    println!("{}", args.out.display());
+    Ok(())
+}

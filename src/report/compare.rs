@@ -1,0 +1,338 @@
+//! The AE-vs-VAE comparison: side-by-side figures and `report.md`, whose every sentence is
+//! generated from measured numbers (a sentence whose condition the numbers do not meet is
+//! replaced by the one they do).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::summary::Summary;
+use super::{FigureOptions, ReportError, metrics};
+use crate::data::Dataset;
+use crate::plot::grid::{self, GridAxes, GridFigure, decode_points};
+use crate::plot::scatter::{self, ScatterData};
+use crate::plot::{PlotError, save_figure};
+use crate::run::{self, LoadedRun, RunError};
+use crate::train::TrainError;
+use crate::train::session::{Codes, DeviceSplit, encode_images};
+
+/// One side of the comparison, with everything measured on it.
+pub struct Side {
+    pub run_dir: PathBuf,
+    pub summary: Summary,
+    pub codes: Codes,
+    pub grid: GridFigure,
+    /// Mean and largest absolute pixel step between neighbouring grid cells.
+    pub roughness: (f64, f64),
+    /// The course's "sum -log sigma + sigma^2 + mu^2" on the test codes, nats per image (VAE).
+    pub course_kl: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct ComparisonJson<'a> {
+    ae_run: &'a Path,
+    vae_run: &'a Path,
+    ae: &'a Summary,
+    vae: &'a Summary,
+    ae_grid_roughness: (f64, f64),
+    vae_grid_roughness: (f64, f64),
+    vae_course_kl: Option<f64>,
+}
+
+/// Measures one finished run on the test set of `data`.
+pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<Side, TrainError> {
+    let summary_path = run.dir.join("summary.json");
+    let text = std::fs::read_to_string(&summary_path).map_err(|_| {
+        TrainError::Settings(format!(
+            "{}: the run has no summary.json (unfinished?); finish it with latentlab train --resume {}",
+            run.dir.display(),
+            run.dir.display()
+        ))
+    })?;
+    let summary: Summary = serde_json::from_str(&text).map_err(|e| RunError::Corrupt {
+        path: summary_path,
+        reason: e.to_string(),
+    })?;
+    let test = DeviceSplit::upload(&data.test, data.pixels(), &run.device);
+    let codes = encode_images(&run.model, &test.images, run.config.settings.model.latent)?;
+    let axes = GridAxes::over_codes(&codes.mu, opts.grid_range, opts.grid_size);
+    let images = decode_points(&run.model, &axes.points(), &run.device)
+        .map_err(|reason| ReportError::from(PlotError { path: run.dir.clone(), reason }))?;
+    let roughness = metrics::grid_roughness(&images, opts.grid_size);
+    let course_kl = codes.sigma.as_ref().map(|s| course_kl(&codes.mu, s));
+    let kind = run.config.settings.model.kind.as_str().to_uppercase();
+    Ok(Side {
+        run_dir: run.dir.clone(),
+        grid: GridFigure {
+            axes,
+            images,
+            image_size: (data.rows, data.cols),
+            title: format!("{kind}: decoded grid over its 1st-99th percentile box"),
+        },
+        summary,
+        codes,
+        roughness,
+        course_kl,
+    })
+}
+
+/// Mean over images of sum_i (-log sigma_i + sigma_i^2 + mu_i^2).
+fn course_kl(mu: &[f32], sigma: &[f32]) -> f64 {
+    let n = mu.len() / 2;
+    mu.iter()
+        .zip(sigma)
+        .map(|(&m, &s)| -(s as f64).ln() + (s as f64).powi(2) + (m as f64).powi(2))
+        .sum::<f64>()
+        / n.max(1) as f64
+}
+
+/// Writes the side-by-side figures, `comparison.json` and `report.md` into `out`.
+pub fn write(ae: &Side, vae: &Side, labels: &[u8], out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    fn scatter_of<'a>(side: &'a Side, labels: &'a [u8], name: &str) -> ScatterData<'a> {
+        ScatterData {
+            codes: &side.codes.mu,
+            labels,
+            title: format!("{name}: test-set codes"),
+            axes: if side.codes.sigma.is_some() {
+                ("z1 (mu)".into(), "z2 (mu)".into())
+            } else {
+                ("z1".into(), "z2".into())
+            },
+        }
+    }
+    let (a, v) = (scatter_of(ae, labels, "AE"), scatter_of(vae, labels, "VAE"));
+    let (ra, rv) = (scatter::padded_range(&ae.codes.mu), scatter::padded_range(&vae.codes.mu));
+    let (w, h) = scatter::SIZE;
+    written.extend(save_figure(
+        &out.join("scatter_ae_vs_vae"),
+        (2 * w, h),
+        |root| {
+            let (l, r) = root.split_horizontally(w);
+            scatter::draw(l, &a, ra)?;
+            scatter::draw(r, &v, rv)
+        },
+        |root| {
+            let (l, r) = root.split_horizontally(w);
+            scatter::draw(l, &a, ra)?;
+            scatter::draw(r, &v, rv)
+        },
+    )?);
+    let (gw, gh) = ae.grid.size();
+    written.extend(save_figure(
+        &out.join("grids_ae_vs_vae"),
+        (2 * gw, gh),
+        |root| {
+            let (l, r) = root.split_horizontally(gw);
+            grid::draw(l, &ae.grid)?;
+            grid::draw(r, &vae.grid)
+        },
+        |root| {
+            let (l, r) = root.split_horizontally(gw);
+            grid::draw(l, &ae.grid)?;
+            grid::draw(r, &vae.grid)
+        },
+    )?);
+    let json = ComparisonJson {
+        ae_run: &ae.run_dir,
+        vae_run: &vae.run_dir,
+        ae: &ae.summary,
+        vae: &vae.summary,
+        ae_grid_roughness: ae.roughness,
+        vae_grid_roughness: vae.roughness,
+        vae_course_kl: vae.course_kl,
+    };
+    run::write_json(&out.join("comparison.json"), &json)?;
+    let report = report_markdown(ae, vae);
+    let path = out.join("report.md");
+    run::write_atomic(&path, report.as_bytes()).map_err(RunError::io(&path))?;
+    written.push(path);
+    Ok(written)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+fn pair(v: &[f64]) -> String {
+    let parts: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
+    format!("({})", parts.join(", "))
+}
+
+/// The report: a table of the numbers, then the observations they support.
+pub fn report_markdown(ae: &Side, vae: &Side) -> String {
+    let (a, v) = (&ae.summary, &vae.summary);
+    let mut s = String::new();
+    let _ = writeln!(s, "# AE vs VAE on {}: what do you notice?\n", a.dataset);
+    let _ = writeln!(
+        s,
+        "Both models: {} epochs, same data, seed and sizes; AE run `{}`, VAE run `{}`. \
+         All numbers are on the {} test images.\n",
+        a.epochs,
+        ae.run_dir.display(),
+        vae.run_dir.display(),
+        ae.codes.mu.len() / 2
+    );
+    let _ = writeln!(s, "![latent codes](scatter_ae_vs_vae.png)\n\n![decoded grids](grids_ae_vs_vae.png)\n");
+    let _ = writeln!(s, "| | AE | VAE |\n| --- | --- | --- |");
+    let rows: Vec<(&str, String, String)> = vec![
+        ("test reconstruction BCE (nats/image)", format!("{:.2}", a.test_recon), format!("{:.2}", v.test_recon)),
+        ("test KL (nats/image)", "-".into(), format!("{:.2}", v.test_kl)),
+        ("test loss (VAE: negative ELBO)", format!("{:.2}", a.test_loss), format!("{:.2}", v.test_loss)),
+        (
+            "IWAE log-likelihood",
+            "-".into(),
+            v.iwae_log_likelihood
+                .map_or("-".into(), |l| format!("{l:.2} (K={})", v.iwae_samples.unwrap_or(0))),
+        ),
+        ("5-NN digit accuracy", format!("{:.3}", a.knn5_accuracy), format!("{:.3}", v.knn5_accuracy)),
+        ("code mean", pair(&a.latent_mean), pair(&v.latent_mean)),
+        ("code std", pair(&a.latent_std), pair(&v.latent_std)),
+        ("empty cells (20x20, 1st-99th pct box)", pct(a.empty_cell_share), pct(v.empty_cell_share)),
+        (
+            "grid step between neighbours (mean / max)",
+            format!("{:.3} / {:.3}", ae.roughness.0, ae.roughness.1),
+            format!("{:.3} / {:.3}", vae.roughness.0, vae.roughness.1),
+        ),
+        (
+            "mean posterior sigma",
+            "-".into(),
+            v.posterior_sigma_mean.as_deref().map_or("-".into(), pair),
+        ),
+        ("training images/s", format!("{:.0}", a.images_per_sec), format!("{:.0}", v.images_per_sec)),
+    ];
+    for (name, x, y) in rows {
+        let _ = writeln!(s, "| {name} | {x} | {y} |");
+    }
+    let _ = writeln!(s, "\n## What the numbers show\n");
+    for line in observations(ae, vae) {
+        let _ = writeln!(s, "- {line}");
+    }
+    let _ = writeln!(s, "\n## The KL term: exact form and the course's shortcut\n");
+    let _ = writeln!(s, "{}", kl_paragraph(vae));
+    s
+}
+
+/// One sentence per observation, each chosen by the numbers.
+pub fn observations(ae: &Side, vae: &Side) -> Vec<String> {
+    let (a, v) = (&ae.summary, &vae.summary);
+    let mut out = Vec::new();
+
+    let spread = |s: &Summary| s.latent_std.iter().product::<f64>().sqrt();
+    let ratio = spread(a) / spread(v).max(1e-12);
+    let near_prior = v.latent_std.iter().all(|&s| (0.5..=1.5).contains(&s))
+        && v.latent_mean.iter().all(|m| m.abs() < 0.3);
+    let vae_shape = if near_prior {
+        "close to the N(0, I) prior its KL term pulls them towards".to_string()
+    } else {
+        "not close to the N(0, I) prior (a std far from 1 or a mean far from 0)".to_string()
+    };
+    out.push(format!(
+        "**Spread and centring.** The AE's codes have std {} around mean {}; the VAE's have std {} around {}, {vae_shape}. \
+         The AE's cloud is {ratio:.1} times as wide (geometric mean of the std ratios): its loss has no term on where codes sit or how far they spread.",
+        pair(&a.latent_std),
+        pair(&a.latent_mean),
+        pair(&v.latent_std),
+        pair(&v.latent_mean),
+    ));
+
+    let gaps = if a.empty_cell_share > v.empty_cell_share + 0.02 {
+        "the AE leaves more holes: points decoded there lie far from every training code"
+    } else if v.empty_cell_share > a.empty_cell_share + 0.02 {
+        "here the VAE leaves more holes than the AE"
+    } else {
+        "both fill their boxes about equally"
+    };
+    out.push(format!(
+        "**Gaps.** {} of the AE's and {} of the VAE's cells are empty in a 20x20 grid over each model's 1st-99th percentile box: {gaps}.",
+        pct(a.empty_cell_share),
+        pct(v.empty_cell_share)
+    ));
+
+    let smoother = if ae.roughness.0 > 1.1 * vae.roughness.0 {
+        "the VAE's grid morphs more gradually from digit to digit"
+    } else if vae.roughness.0 > 1.1 * ae.roughness.0 {
+        "the AE's grid morphs more gradually from digit to digit"
+    } else {
+        "both grids morph about equally gradually"
+    };
+    let jumps = if ae.roughness.1 > 1.2 * vae.roughness.1 {
+        ", and the AE's largest jump between neighbours is the larger, a sign of a tear in its latent space"
+    } else if vae.roughness.1 > 1.2 * ae.roughness.1 {
+        ", and the VAE's largest jump between neighbours is the larger"
+    } else {
+        ""
+    };
+    out.push(format!(
+        "**Smoothness of the decoded grid.** Neighbouring cells differ by {:.3} (AE) and {:.3} (VAE) in mean absolute pixel value: {smoother}{jumps}. \
+         Each grid spans its own model's percentile box, so this compares the two maps across their whole used range.",
+        ae.roughness.0, vae.roughness.0
+    ));
+
+    let knn = if (a.knn5_accuracy - v.knn5_accuracy).abs() < 0.01 {
+        "both separate the digits about equally well".to_string()
+    } else if a.knn5_accuracy > v.knn5_accuracy {
+        format!(
+            "the AE's codes separate the digits better, by {:.1} points",
+            100.0 * (a.knn5_accuracy - v.knn5_accuracy)
+        )
+    } else {
+        format!(
+            "the VAE's codes separate the digits better, by {:.1} points",
+            100.0 * (v.knn5_accuracy - a.knn5_accuracy)
+        )
+    };
+    out.push(format!(
+        "**Digit classes.** A 5-nearest-neighbour vote among the training codes labels {} (AE) and {} (VAE) of the test digits correctly: {knn}. Neither model saw a label.",
+        pct(a.knn5_accuracy),
+        pct(v.knn5_accuracy)
+    ));
+
+    let d = v.test_recon - a.test_recon;
+    let price = if d > 0.0 {
+        format!("the VAE reconstructs worse, by {d:.2} nats per image ({:.2} vs {:.2})", v.test_recon, a.test_recon)
+    } else {
+        format!("the VAE reconstructs no worse here ({:.2} vs {:.2} nats per image)", v.test_recon, a.test_recon)
+    };
+    out.push(format!(
+        "**The price of regularity.** With noise on its codes and a KL term, {price}, and spends {:.2} nats per image on the KL, for a negative ELBO of {:.2}.",
+        v.test_kl, v.test_loss
+    ));
+
+    if let (Some(ll), Some(k)) = (v.iwae_log_likelihood, v.iwae_samples) {
+        out.push(format!(
+            "**Likelihood.** The VAE is a generative model: its importance-weighted bound with K={k} puts the test log-likelihood at {ll:.2} nats per image, {:.2} nats above the ELBO ({:.2}). The AE defines no likelihood to compare.",
+            ll + v.test_loss,
+            -v.test_loss
+        ));
+    }
+    if let Some(sig) = &v.posterior_sigma_mean {
+        out.push(format!(
+            "**Codes are clouds.** The VAE's mean posterior sigma is {}: each test image is encoded as a small Gaussian cloud, not a point, so its decoder is trained on the neighbourhood of every code.",
+            pair(sig)
+        ));
+    }
+    out
+}
+
+/// The paragraph relating the spec's exact KL to the course's "sum -log sigma + sigma^2 + mu^2".
+pub fn kl_paragraph(vae: &Side) -> String {
+    let exact_half = 0.5 * (0.5 - 1.0 - 0.5f64.ln());
+    let measured = match (vae.course_kl, vae.summary.test_kl) {
+        (Some(course), kl) => format!(
+            " On this VAE's test codes the exact KL is {kl:.2} nats per image, while the course's expression evaluates to {course:.2}: \
+             its numbers are not KL values, and only its minimiser matters for training."
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "Per latent dimension the exact KL(N(mu, sigma^2) || N(0, 1)) is 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2) = \
+         0.5 mu^2 + 0.5 sigma^2 - log sigma - 0.5, which latentlab minimises. The course writes \"something like \
+         sum -log sigma + sigma^2 + mu^2\": it keeps -log sigma but drops the factor 1/2 on the squares and the constant -0.5. \
+         The constant changes no gradient; the factor does. Setting the derivative to zero, the exact form gives -1/sigma + sigma = 0, \
+         so sigma = 1 (the prior's width, where the KL is 0), while the course's form gives -1/sigma + 2 sigma = 0, so \
+         sigma = 1/sqrt(2) = 0.707, where the exact KL is still {exact_half:.4} nats per dimension. The course's form also pulls mu \
+         to 0 twice as hard. So it is the KL only up to these factors: 2 KL = mu^2 + sigma^2 - 1 - 2 log sigma.{measured}"
+    )
+}
