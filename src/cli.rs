@@ -217,11 +217,11 @@ pub struct TrainFlags {
     pub batch_size: u64,
 
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3, value_parser = positive_finite)]
+    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true, value_parser = positive_finite)]
     pub lr: f64,
 
     /// Weight of the KL term of the VAE (1: the ELBO).
-    #[arg(long, default_value_t = 1.0, value_parser = non_negative_finite)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true, value_parser = non_negative_finite)]
     pub beta: f64,
 
     /// Seed of the weights, the shuffles and the noise.

@@ -11,6 +11,11 @@ fn main() -> ExitCode {
     // training device; pin that default to the CPU so a resume never starts a GPU driver.
     // SAFETY: the first statement of main, before any other thread exists.
     unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    // The Vulkan loader warns on every start without a private runtime folder; give it one.
+    if let Some(dir) = latentlab::device::private_runtime_dir() {
+        // SAFETY: as above, still before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", dir) };
+    }
     let cli = Cli::parse();
     // First Ctrl-C or SIGTERM: finish cleanly at the next batch. Second: leave at once.
     let _ = ctrlc::set_handler(|| {

@@ -14,7 +14,9 @@ use crate::data::Dataset;
 use crate::device::OpenedDevice;
 use crate::run::{self, Latents, MetricsRow, RunError};
 use crate::train::TrainError;
-use crate::train::session::Session;
+use crate::train::session::{Session, encode_images};
+use burn::module::Module;
+use burn::tensor::Device;
 pub use figures::FigureOptions;
 pub use summary::Summary;
 
@@ -37,8 +39,15 @@ pub fn finish_run(
 ) -> Result<(), TrainError> {
     let settings = &session.settings;
     let latent = settings.model.latent;
-    let test = session.encode(&session.test)?;
-    let train = session.encode(&session.train)?;
+    // The analysis runs on the CPU whatever the training device: it is a few seconds there,
+    // it is the same code for every run, and it spares a software GPU (lavapipe) the kernel
+    // compilation and autotuning of a dozen new tensor shapes.
+    let cpu = Device::flex();
+    let model = session.model.valid().to_device(&cpu);
+    let test_images = session.test.images.clone().to_device(&cpu);
+    let train_images = session.train.images.clone().inner().to_device(&cpu);
+    let test = encode_images(&model, &test_images, latent)?;
+    let train = encode_images(&model, &train_images, latent)?;
     run::write_latents(
         &run_dir.join("latents.csv"),
         &Latents {
@@ -49,7 +58,7 @@ pub fn finish_run(
         },
     )?;
     let last = rows.last();
-    let iwae = iwae::iwae_log_likelihood(&session.model, &session.test.images, settings.iwae_samples, settings.seed)?;
+    let iwae = iwae::iwae_log_likelihood(&model, &test_images, settings.iwae_samples, settings.seed)?;
     let (latent_mean, latent_std) = metrics::mean_std(&test.mu, latent);
     let train_seconds: f64 = rows.iter().map(|r| r.seconds).sum();
     let summary = Summary {
@@ -82,8 +91,8 @@ pub fn finish_run(
     run::write_json(&run_dir.join("summary.json"), &summary)?;
     if latent == 2 {
         let run = figures::RunFigures {
-            model: &session.model,
-            device: &session.device,
+            model: &model,
+            device: &cpu,
             kind: settings.model.kind,
             dataset: &data.name,
             epoch: rows.last().map_or(0, |r| r.epoch),
