@@ -38,8 +38,35 @@ pub enum Command {
     Sample(SampleArgs),
     /// Decode the straight line between the codes of two test images.
     Interpolate(InterpolateArgs),
+    /// Time one full training step (forward, loss, backward, Adam, synchronised) after warm-up.
+    Bench(BenchArgs),
     /// List the graphics adapters wgpu finds, and the one `--device gpu` takes.
     Devices,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which model.
+    #[arg(long, value_enum, default_value = "ae")]
+    pub model: ModelKind,
+    /// cpu or gpu.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceChoice,
+    /// Images per step.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub batch_size: u64,
+    /// Timed steps.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub steps: u64,
+    /// Untimed steps first (kernel compilation, autotune, caches).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub warmup: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Folder of the four IDX files (the steps train on real images).
+    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -150,7 +177,9 @@ fn latent_point(s: &str) -> Result<LatentPoint, String> {
         .map_err(|_| format!("{s} is not a latent point; give two numbers, as in 0.5,-1.2"))?;
     match v.as_slice() {
         [a, b] if a.is_finite() && b.is_finite() => Ok(LatentPoint([*a, *b])),
-        _ => Err(format!("{s} is not a latent point; give two numbers, as in 0.5,-1.2")),
+        _ => Err(format!(
+            "{s} is not a latent point; give two numbers, as in 0.5,-1.2"
+        )),
     }
 }
 
@@ -258,7 +287,11 @@ pub struct HiddenSizes(pub [usize; 2]);
 
 fn hidden_sizes(s: &str) -> Result<HiddenSizes, String> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
-    let parse = |p: &str| p.parse::<usize>().ok().filter(|&v| (1..=65_536).contains(&v));
+    let parse = |p: &str| {
+        p.parse::<usize>()
+            .ok()
+            .filter(|&v| (1..=65_536).contains(&v))
+    };
     match parts.as_slice() {
         [a, b] => match (parse(a), parse(b)) {
             (Some(a), Some(b)) => Ok(HiddenSizes([a, b])),
@@ -288,7 +321,10 @@ impl TrainFlags {
         let data_dir = match (&self.data_dir, self.dataset) {
             (Some(dir), _) => dir.clone(),
             (None, DatasetName::Custom) => {
-                return Err("--dataset custom needs --data-dir DIR, the folder of your four IDX files".into());
+                return Err(
+                    "--dataset custom needs --data-dir DIR, the folder of your four IDX files"
+                        .into(),
+                );
             }
             (None, name) => PathBuf::from("data").join(name.as_str()),
         };

@@ -46,7 +46,9 @@ fn train_code(e: &TrainError) -> u8 {
         TrainError::Data(_) | TrainError::Device(_) | TrainError::Settings(_) => EXIT_BAD_INPUT,
         TrainError::Run(e) | TrainError::Report(ReportError::Run(e)) => run_code(e),
         TrainError::Stopped { .. } | TrainError::Interrupted { .. } => EXIT_INTERRUPTED,
-        TrainError::Report(_) | TrainError::Diverged { .. } | TrainError::Execution(_) => EXIT_RUNTIME,
+        TrainError::Report(_) | TrainError::Diverged { .. } | TrainError::Execution(_) => {
+            EXIT_RUNTIME
+        }
     }
 }
 
@@ -55,8 +57,8 @@ fn run_code(e: &RunError) -> u8 {
         RunError::Io { .. } => EXIT_RUNTIME,
         RunError::Exists { .. }
         | RunError::OutputExists { .. }
-        | RunError::NotARun { .. } | RunError::Corrupt { .. } | RunError::NoCheckpoint { .. } => {
-            EXIT_BAD_INPUT
-        }
+        | RunError::NotARun { .. }
+        | RunError::Corrupt { .. }
+        | RunError::NoCheckpoint { .. } => EXIT_BAD_INPUT,
     }
 }

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use latentlab::config::TrainSettings;
-use latentlab::data::{DatasetName, Dataset};
+use latentlab::data::{Dataset, DatasetName};
 use latentlab::device::{self, DeviceChoice};
 use latentlab::model::{ModelConfig, ModelKind};
 use latentlab::train::{load_data, session::losses_of_steps};
@@ -18,7 +18,12 @@ const STEPS: usize = 200;
 
 fn settings(kind: ModelKind, device: DeviceChoice) -> TrainSettings {
     TrainSettings {
-        model: ModelConfig { kind, input: 784, hidden: [512, 256], latent: 2 },
+        model: ModelConfig {
+            kind,
+            input: 784,
+            hidden: [512, 256],
+            latent: 2,
+        },
         device,
         dataset: DatasetName::Mnist,
         data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
@@ -42,7 +47,9 @@ fn mean(v: &[f64]) -> f64 {
 
 fn run(kind: ModelKind, choice: DeviceChoice, data: &Dataset) -> Vec<f64> {
     let opened = device::open(choice).unwrap_or_else(|e| {
-        panic!("{e}\n(the GPU tests need a Vulkan driver; on Debian: apt install mesa-vulkan-drivers)")
+        panic!(
+            "{e}\n(the GPU tests need a Vulkan driver; on Debian: apt install mesa-vulkan-drivers)"
+        )
     });
     losses_of_steps(&settings(kind, choice), opened.device, data, STEPS).unwrap()
 }
@@ -54,7 +61,10 @@ fn a_few_hundred_cpu_steps_lower_the_loss() {
         let l = run(kind, DeviceChoice::Cpu, &data);
         let (first, last) = (mean(&l[..10]), mean(&l[STEPS - 20..]));
         assert!(last < 0.5 * first, "{kind:?}: loss {first:.1} -> {last:.1}");
-        assert!(last < 230.0, "{kind:?}: loss after {STEPS} steps still {last:.1}");
+        assert!(
+            last < 230.0,
+            "{kind:?}: loss after {STEPS} steps still {last:.1}"
+        );
     }
 }
 
@@ -65,10 +75,19 @@ fn wgpu_agrees_with_the_cpu_backend() {
         let cpu = run(kind, DeviceChoice::Cpu, &data);
         let gpu = run(kind, DeviceChoice::Gpu, &data);
         for (i, (c, g)) in cpu.iter().zip(&gpu).take(5).enumerate() {
-            assert!((c - g).abs() <= 1e-4 * c.abs(), "{kind:?} step {i}: cpu {c} wgpu {g}");
+            assert!(
+                (c - g).abs() <= 1e-4 * c.abs(),
+                "{kind:?} step {i}: cpu {c} wgpu {g}"
+            );
         }
         let (c, g) = (mean(&cpu[STEPS - 20..]), mean(&gpu[STEPS - 20..]));
-        assert!((c - g).abs() <= 0.01 * c, "{kind:?}: last-20 mean cpu {c:.3} wgpu {g:.3}");
-        assert!(g < 0.5 * mean(&gpu[..10]), "{kind:?}: the wgpu loss goes down too");
+        assert!(
+            (c - g).abs() <= 0.01 * c,
+            "{kind:?}: last-20 mean cpu {c:.3} wgpu {g:.3}"
+        );
+        assert!(
+            g < 0.5 * mean(&gpu[..10]),
+            "{kind:?}: the wgpu loss goes down too"
+        );
     }
 }

@@ -9,21 +9,34 @@ use predicates::prelude::*;
 fn refused(args: &[&str], needle: &str) {
     let out = latentlab().args(args).assert().code(2).get_output().clone();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(needle), "`{}`: {stderr:?} should mention {needle:?}", args.join(" "));
+    assert!(
+        stderr.contains(needle),
+        "`{}`: {stderr:?} should mention {needle:?}",
+        args.join(" ")
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn flags_out_of_range_are_refused() {
-    refused(&["train", "--model", "ae", "--batch-size", "0"], "--batch-size");
+    refused(
+        &["train", "--model", "ae", "--batch-size", "0"],
+        "--batch-size",
+    );
     refused(&["train", "--model", "ae", "--epochs", "0"], "--epochs");
     refused(&["train", "--model", "ae", "--lr", "-1"], "--lr");
     refused(&["train", "--model", "ae", "--lr", "NaN"], "--lr");
     refused(&["train", "--model", "vae", "--beta", "-0.5"], "--beta");
-    refused(&["train", "--model", "vae", "--grid-size", "0"], "--grid-size");
+    refused(
+        &["train", "--model", "vae", "--grid-size", "0"],
+        "--grid-size",
+    );
     refused(&["train", "--model", "cnn"], "--model");
     refused(&["train"], "--model");
-    refused(&["train", "--model", "ae", "--dataset", "custom"], "--data-dir");
+    refused(
+        &["train", "--model", "ae", "--dataset", "custom"],
+        "--data-dir",
+    );
 }
 
 #[test]
@@ -31,12 +44,28 @@ fn missing_data_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere");
     refused(
-        &["train", "--model", "ae", "--data-dir", missing.to_str().unwrap(), "--runs-dir", dir.path().to_str().unwrap()],
+        &[
+            "train",
+            "--model",
+            "ae",
+            "--data-dir",
+            missing.to_str().unwrap(),
+            "--runs-dir",
+            dir.path().to_str().unwrap(),
+        ],
         "nowhere: data folder not found",
     );
     std::fs::create_dir(&missing).unwrap();
     refused(
-        &["train", "--model", "ae", "--data-dir", missing.to_str().unwrap(), "--runs-dir", dir.path().to_str().unwrap()],
+        &[
+            "train",
+            "--model",
+            "ae",
+            "--data-dir",
+            missing.to_str().unwrap(),
+            "--runs-dir",
+            dir.path().to_str().unwrap(),
+        ],
         "no train-images-idx3-ubyte",
     );
     // Nothing was written: no run directory was made.
@@ -52,10 +81,21 @@ fn a_damaged_mnist_file_is_refused_by_name() {
     std::fs::write(&labels, &bytes[..bytes.len() / 2]).unwrap();
     let runs = dir.path().join("runs");
     refused(
-        &["train", "--model", "ae", "--data-dir", dir.path().to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()],
+        &[
+            "train",
+            "--model",
+            "ae",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ],
         "t10k-labels-idx1-ubyte.gz: the gzip data is truncated",
     );
-    assert!(!runs.exists(), "a refused run must not create its run directory");
+    assert!(
+        !runs.exists(),
+        "a refused run must not create its run directory"
+    );
 }
 
 #[test]
@@ -63,16 +103,32 @@ fn an_existing_out_folder_is_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
     refused(
-        &["train", "--model", "ae", "--train-limit", "256", "--epochs", "1", "--out", dir.path().to_str().unwrap()],
+        &[
+            "train",
+            "--model",
+            "ae",
+            "--train-limit",
+            "256",
+            "--epochs",
+            "1",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
         "already exists",
     );
-    assert_eq!(std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(),
+        "mine"
+    );
 }
 
 #[test]
 fn resume_of_a_folder_that_is_not_a_run_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    refused(&["train", "--resume", dir.path().to_str().unwrap()], "not a latentlab run directory");
+    refused(
+        &["train", "--resume", dir.path().to_str().unwrap()],
+        "not a latentlab run directory",
+    );
 }
 
 #[test]

@@ -9,7 +9,16 @@ use std::time::{Duration, Instant};
 
 use common::{latentlab, repo};
 
-const ARGS: [&str; 8] = ["train", "--model", "vae", "--train-limit", "8000", "--epochs", "3", "--seed"];
+const ARGS: [&str; 8] = [
+    "train",
+    "--model",
+    "vae",
+    "--train-limit",
+    "8000",
+    "--epochs",
+    "3",
+    "--seed",
+];
 
 fn uninterrupted(out: &Path) {
     latentlab()
@@ -37,7 +46,10 @@ fn sigint_then_resume_gives_the_uninterrupted_result_bit_for_bit() {
     let pointer = cut.join("checkpoint/latest.json");
     let start = Instant::now();
     while !pointer.exists() {
-        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint after 5 minutes");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 5 minutes"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let status = Command::new("kill")
@@ -48,7 +60,10 @@ fn sigint_then_resume_gives_the_uninterrupted_result_bit_for_bit() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted; epochs 1-1 are saved"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; epochs 1-1 are saved"),
+        "{stderr}"
+    );
     assert!(stderr.contains("latentlab train --resume"), "{stderr}");
     assert!(!cut.join("summary.json").exists());
 
@@ -78,7 +93,15 @@ fn resume_refuses_a_run_of_the_other_model() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("ae");
     latentlab()
-        .args(["train", "--model", "ae", "--train-limit", "500", "--epochs", "1"])
+        .args([
+            "train",
+            "--model",
+            "ae",
+            "--train-limit",
+            "500",
+            "--epochs",
+            "1",
+        ])
         .args(["--out", run.to_str().unwrap()])
         .assert()
         .success();

@@ -22,12 +22,19 @@ const SCALE: usize = 4;
 
 fn refuse_existing(out: &Path) -> Result<(), AppError> {
     if out.exists() {
-        return Err(RunError::OutputExists { path: out.to_path_buf() }.into());
+        return Err(RunError::OutputExists {
+            path: out.to_path_buf(),
+        }
+        .into());
     }
     Ok(())
 }
 
-fn codes_of(run: &LoadedRun, data: &Dataset, split: SplitName) -> Result<(Codes, Vec<u8>), AppError> {
+fn codes_of(
+    run: &LoadedRun,
+    data: &Dataset,
+    split: SplitName,
+) -> Result<(Codes, Vec<u8>), AppError> {
     let split = match split {
         SplitName::Train => &data.train,
         SplitName::Test => &data.test,
@@ -46,7 +53,13 @@ fn decode(run: &LoadedRun, points: &[[f64; 2]]) -> Result<Vec<Vec<f32>>, AppErro
         )));
     }
     decode_points(&run.model, points, &run.device).map_err(|reason| {
-        AppError::Report(crate::plot::PlotError { path: run.dir.clone(), reason }.into())
+        AppError::Report(
+            crate::plot::PlotError {
+                path: run.dir.clone(),
+                reason,
+            }
+            .into(),
+        )
     })
 }
 
@@ -122,7 +135,9 @@ pub fn sample(args: SampleArgs) -> Result<(), AppError> {
             "note: an AE has no prior; sampling N(mean, std^2) of its test codes, mean ({:.2}, {:.2}), std ({:.2}, {:.2})",
             mean[0], mean[1], std[0], std[1]
         );
-        (0..n).map(|_| [mean[0] + std[0] * draw(), mean[1] + std[1] * draw()]).collect()
+        (0..n)
+            .map(|_| [mean[0] + std[0] * draw(), mean[1] + std[1] * draw()])
+            .collect()
     };
     let images = decode(&run, &points)?;
     let per_row = (n as f64).sqrt().ceil() as usize;
@@ -136,7 +151,10 @@ pub fn interpolate(args: InterpolateArgs) -> Result<(), AppError> {
     let run = LoadedRun::open(&args.run)?;
     let data = load_data(&run.config.settings)?;
     let n_test = data.test.len();
-    for (flag, i) in [("--from-index", args.from_index), ("--to-index", args.to_index)] {
+    for (flag, i) in [
+        ("--from-index", args.from_index),
+        ("--to-index", args.to_index),
+    ] {
         if i >= n_test {
             return Err(AppError::Usage(format!(
                 "{flag} {i}: the test set has {n_test} images (indices 0-{})",

@@ -1,5 +1,6 @@
 //! What each subcommand does, from parsed arguments to files and printed lines.
 
+mod bench;
 mod inspect;
 mod train;
 
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Decode(args) => inspect::decode_command(args),
         Command::Sample(args) => inspect::sample(args),
         Command::Interpolate(args) => inspect::interpolate(args),
+        Command::Bench(args) => bench::bench(args),
         Command::Devices => devices(),
     }
 }
@@ -27,6 +29,9 @@ fn devices() -> Result<(), AppError> {
         println!("  {}  [{}]", a.name, a.id);
     }
     println!("--device gpu uses: {chosen}");
-    println!("--device cpu uses: Burn's flex backend on {}", device::cpu_name());
+    println!(
+        "--device cpu uses: Burn's flex backend on {}",
+        device::cpu_name()
+    );
     Ok(())
 }

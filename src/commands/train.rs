@@ -47,8 +47,14 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
                 return Err(run::RunError::Exists { path: out.clone() }.into());
             }
             let target = RunTarget::Under(args.runs_dir.clone());
-            let ae = args.flags.settings(ModelKind::Ae).map_err(AppError::Usage)?;
-            let vae = args.flags.settings(ModelKind::Vae).map_err(AppError::Usage)?;
+            let ae = args
+                .flags
+                .settings(ModelKind::Ae)
+                .map_err(AppError::Usage)?;
+            let vae = args
+                .flags
+                .settings(ModelKind::Vae)
+                .map_err(AppError::Usage)?;
             (
                 train::train_new(ae, &target, &opts)?,
                 train::train_new(vae, &target, &opts)?,

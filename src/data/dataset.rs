@@ -81,9 +81,13 @@ impl Dataset {
 pub enum DataError {
     #[error(transparent)]
     Idx(#[from] IdxError),
-    #[error("{dir}: data folder not found; pass --data-dir with a folder holding the four IDX files")]
+    #[error(
+        "{dir}: data folder not found; pass --data-dir with a folder holding the four IDX files"
+    )]
     MissingDir { dir: PathBuf },
-    #[error("{dir}: no {name} or {name}.gz in this folder; the four IDX files must keep their standard names")]
+    #[error(
+        "{dir}: no {name} or {name}.gz in this folder; the four IDX files must keep their standard names"
+    )]
     MissingFile { dir: PathBuf, name: String },
     #[error(
         "{path}: checksum mismatch (MD5 {found}, {set} has {expected}): the file is corrupt or not {set}; replace it, or pass --dataset custom for other data"
@@ -94,7 +98,9 @@ pub enum DataError {
         found: String,
         expected: &'static str,
     },
-    #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels; the two files must come from the same split")]
+    #[error(
+        "{images} holds {n_images} images but {labels} holds {n_labels} labels; the two files must come from the same split"
+    )]
     CountMismatch {
         images: PathBuf,
         n_images: usize,
@@ -102,8 +108,14 @@ pub enum DataError {
         n_labels: usize,
     },
     #[error("{path}: label {value} at index {index} is not a digit 0-9")]
-    BadLabel { path: PathBuf, index: usize, value: u8 },
-    #[error("{train} has {train_rows}x{train_cols} images but {test} has {test_rows}x{test_cols}; both splits must share one image size")]
+    BadLabel {
+        path: PathBuf,
+        index: usize,
+        value: u8,
+    },
+    #[error(
+        "{train} has {train_rows}x{train_cols} images but {test} has {test_rows}x{test_cols}; both splits must share one image size"
+    )]
     SizeMismatch {
         train: PathBuf,
         train_rows: usize,
@@ -117,7 +129,11 @@ pub enum DataError {
 }
 
 /// Loads the four files of `dir`, checking each against `known` when the set is a known one.
-pub fn load_dataset(dir: &Path, name: &str, known: Option<&KnownSet>) -> Result<Dataset, DataError> {
+pub fn load_dataset(
+    dir: &Path,
+    name: &str,
+    known: Option<&KnownSet>,
+) -> Result<Dataset, DataError> {
     if !dir.is_dir() {
         return Err(DataError::MissingDir {
             dir: dir.to_path_buf(),
@@ -198,7 +214,12 @@ fn find_file(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
         })
 }
 
-fn check_md5(path: &Path, name: &str, found: &str, known: Option<&KnownSet>) -> Result<(), DataError> {
+fn check_md5(
+    path: &Path,
+    name: &str,
+    found: &str,
+    known: Option<&KnownSet>,
+) -> Result<(), DataError> {
     let Some(set) = known else { return Ok(()) };
     match set.md5.iter().find(|(n, _)| *n == name) {
         Some((_, expected)) if *expected != found => Err(DataError::Checksum {
@@ -247,11 +268,18 @@ mod tests {
     fn refuses_disagreeing_counts_and_bad_labels() {
         let dir = tempfile::tempdir().unwrap();
         small_set(dir.path(), 3, 5);
-        let err = load_dataset(dir.path(), "custom", None).unwrap_err().to_string();
-        assert!(err.contains("holds 2 images but") && err.contains("3 labels"), "{err}");
+        let err = load_dataset(dir.path(), "custom", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("holds 2 images but") && err.contains("3 labels"),
+            "{err}"
+        );
 
         small_set(dir.path(), 2, 12);
-        let err = load_dataset(dir.path(), "custom", None).unwrap_err().to_string();
+        let err = load_dataset(dir.path(), "custom", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("label 12 at index 0 is not a digit"), "{err}");
     }
 
@@ -259,24 +287,40 @@ mod tests {
     fn known_set_checksums_are_enforced() {
         let dir = tempfile::tempdir().unwrap();
         small_set(dir.path(), 2, 5);
-        let err = load_dataset(dir.path(), "mnist", Some(&MNIST)).unwrap_err().to_string();
-        assert!(err.contains("checksum mismatch") && err.contains(TRAIN_IMAGES), "{err}");
+        let err = load_dataset(dir.path(), "mnist", Some(&MNIST))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("checksum mismatch") && err.contains(TRAIN_IMAGES),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_folder_and_file_are_named() {
-        let err = load_dataset(Path::new("/no/such/dir"), "x", None).unwrap_err().to_string();
-        assert!(err.starts_with("/no/such/dir: data folder not found"), "{err}");
+        let err = load_dataset(Path::new("/no/such/dir"), "x", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/no/such/dir: data folder not found"),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let err = load_dataset(dir.path(), "x", None).unwrap_err().to_string();
-        assert!(err.contains("no train-images-idx3-ubyte or train-images-idx3-ubyte.gz"), "{err}");
+        assert!(
+            err.contains("no train-images-idx3-ubyte or train-images-idx3-ubyte.gz"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bundled_mnist_loads_and_matches_its_checksums() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
         let ds = load_dataset(&dir, "mnist", Some(&MNIST)).unwrap();
-        assert_eq!((ds.train.len(), ds.test.len(), ds.pixels()), (60_000, 10_000, 784));
+        assert_eq!(
+            (ds.train.len(), ds.test.len(), ds.pixels()),
+            (60_000, 10_000, 784)
+        );
         assert_eq!(&ds.train.labels[..5], &[5, 0, 4, 1, 9]);
     }
 }

@@ -65,7 +65,11 @@ pub enum IdxError {
         source: std::io::Error,
     },
     #[error("{path}: truncated inside the header ({got} bytes, the header needs {need})")]
-    TruncatedHeader { path: PathBuf, got: usize, need: usize },
+    TruncatedHeader {
+        path: PathBuf,
+        got: usize,
+        need: usize,
+    },
     #[error(
         "{path}: wrong magic number 0x{found:08x} (expected 0x{expected:08x}): not an IDX file of {noun}"
     )]
@@ -139,7 +143,12 @@ pub fn parse_idx(bytes: &[u8], kind: IdxKind) -> Result<IdxArray, IdxError> {
     parse(path, kind, bytes, false)
 }
 
-fn parse(path: &Path, kind: IdxKind, mut reader: impl Read, gz: bool) -> Result<IdxArray, IdxError> {
+fn parse(
+    path: &Path,
+    kind: IdxKind,
+    mut reader: impl Read,
+    gz: bool,
+) -> Result<IdxArray, IdxError> {
     let p = || path.to_path_buf();
     let read_err = |source: std::io::Error| {
         if gz {
@@ -157,7 +166,11 @@ fn parse(path: &Path, kind: IdxKind, mut reader: impl Read, gz: bool) -> Result<
     }
     let need = 4 + 4 * kind.ndim() as usize;
     if got < 4 {
-        return Err(IdxError::TruncatedHeader { path: p(), got, need });
+        return Err(IdxError::TruncatedHeader {
+            path: p(),
+            got,
+            need,
+        });
     }
     let found = u32::from_be_bytes(magic);
     let expected = 0x0800 | kind.ndim() as u32;
@@ -307,9 +320,18 @@ mod tests {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (raw[..6].to_vec(), "truncated inside the header"),
             (raw[..20].to_vec(), "truncated inside the data"),
-            ([raw.clone(), vec![1, 2]].concat(), "unexpected bytes after the data"),
-            ([vec![1, 2, 3, 4], raw[4..].to_vec()].concat(), "wrong magic number"),
-            ([vec![0, 0, 8, 1], raw[4..].to_vec()].concat(), "images and labels files swapped"),
+            (
+                [raw.clone(), vec![1, 2]].concat(),
+                "unexpected bytes after the data",
+            ),
+            (
+                [vec![1, 2, 3, 4], raw[4..].to_vec()].concat(),
+                "wrong magic number",
+            ),
+            (
+                [vec![0, 0, 8, 1], raw[4..].to_vec()].concat(),
+                "images and labels files swapped",
+            ),
             (
                 [vec![0, 0, 8, 3], vec![0xff; 12]].concat(),
                 "more than the 1073741824 bytes",
@@ -338,7 +360,10 @@ mod tests {
     fn empty_and_missing_files_are_named() {
         let (_d, path) = write_tmp(&[], "empty-idx1-ubyte");
         let err = read_idx(&path, IdxKind::Labels).unwrap_err();
-        assert!(err.to_string().contains("empty-idx1-ubyte: the file is empty"));
+        assert!(
+            err.to_string()
+                .contains("empty-idx1-ubyte: the file is empty")
+        );
         let err = read_idx(Path::new("/nonexistent/x"), IdxKind::Labels).unwrap_err();
         assert!(err.to_string().starts_with("/nonexistent/x: cannot read"));
     }

@@ -6,7 +6,9 @@ pub mod idx;
 pub use dataset::{DataError, Dataset, KnownSet, MNIST, Split, load_dataset};
 
 /// The data sets `--dataset` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetName {
     /// MNIST digits, bundled in data/mnist.

@@ -17,7 +17,13 @@ pub fn linear(rng: &mut ChaCha8Rng, d_in: usize, d_out: usize, device: &Device) 
     let weight = draw(d_in * d_out);
     let bias = draw(d_out);
     Linear {
-        weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [d_in, d_out]), device)),
-        bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [d_out]), device))),
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(weight, [d_in, d_out]),
+            device,
+        )),
+        bias: Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(bias, [d_out]),
+            device,
+        ))),
     }
 }

@@ -69,13 +69,22 @@ mod tests {
     fn kl_closed_form_matches_numerical_integration() {
         let cases = [(0.0, 1.0), (1.5, 0.3), (-2.0, 2.5), (0.3, 0.05)];
         let mu: Vec<f32> = cases.iter().map(|c| c.0 as f32).collect();
-        let lv: Vec<f32> = cases.iter().map(|c| (2.0 * (c.1 as f64).ln()) as f32).collect();
+        let lv: Vec<f32> = cases
+            .iter()
+            .map(|c| (2.0 * (c.1 as f64).ln()) as f32)
+            .collect();
         // One image with 4 latent dimensions: the KL is the sum over dimensions.
         let kl = scalar(kl_to_standard_normal(t2(mu, [1, 4]), t2(lv, [1, 4])));
         let direct: f64 = cases.iter().map(|&(m, s)| kl_by_quadrature(m, s)).sum();
-        assert!((kl - direct).abs() < 1e-4 * direct.max(1.0), "closed form {kl}, integral {direct}");
+        assert!(
+            (kl - direct).abs() < 1e-4 * direct.max(1.0),
+            "closed form {kl}, integral {direct}"
+        );
         // Averaged over the batch: two identical rows give the same per-image value.
-        let kl2 = scalar(kl_to_standard_normal(t2(vec![1.5, 1.5], [2, 1]), t2(vec![0.0, 0.0], [2, 1])));
+        let kl2 = scalar(kl_to_standard_normal(
+            t2(vec![1.5, 1.5], [2, 1]),
+            t2(vec![0.0, 0.0], [2, 1]),
+        ));
         assert!((kl2 - 0.5 * 1.5f64.powi(2)).abs() < 1e-6);
     }
 

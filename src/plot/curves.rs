@@ -12,7 +12,12 @@ use crate::run::MetricsRow;
 pub const SIZE_ONE: (u32, u32) = (900, 560);
 pub const SIZE_TWO: (u32, u32) = (1400, 560);
 
-pub fn save(stem: &Path, rows: &[MetricsRow], title: &str, variational: bool) -> Result<Vec<PathBuf>, PlotError> {
+pub fn save(
+    stem: &Path,
+    rows: &[MetricsRow],
+    title: &str,
+    variational: bool,
+) -> Result<Vec<PathBuf>, PlotError> {
     let size = if variational { SIZE_TWO } else { SIZE_ONE };
     save_figure(
         stem,
@@ -35,7 +40,11 @@ fn draw<DB: DrawingBackend>(
     variational: bool,
 ) -> Result<(), String> {
     let root = root.titled(title, (FONT_FAMILY, 24)).map_err(err)?;
-    let pick = |f: fn(&MetricsRow) -> f64| rows.iter().map(|r| (r.epoch as f64, f(r))).collect::<Vec<_>>();
+    let pick = |f: fn(&MetricsRow) -> f64| {
+        rows.iter()
+            .map(|r| (r.epoch as f64, f(r)))
+            .collect::<Vec<_>>()
+    };
     let mut losses = vec![
         Series {
             name: "train loss",
@@ -43,7 +52,11 @@ fn draw<DB: DrawingBackend>(
             color: palette::DIGITS[0],
         },
         Series {
-            name: if variational { "test loss (negative ELBO)" } else { "test loss (BCE)" },
+            name: if variational {
+                "test loss (negative ELBO)"
+            } else {
+                "test loss (BCE)"
+            },
             values: pick(|r| r.test_loss),
             color: palette::DIGITS[1],
         },
@@ -66,7 +79,11 @@ fn draw<DB: DrawingBackend>(
     panel(&right, &kl, "KL, nats per image")
 }
 
-fn panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, series: &[Series], y_desc: &str) -> Result<(), String> {
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[Series],
+    y_desc: &str,
+) -> Result<(), String> {
     let all = series.iter().flat_map(|s| s.values.iter());
     let (mut x_hi, mut y_lo, mut y_hi) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
     for &(x, y) in all.filter(|(_, y)| y.is_finite()) {
@@ -99,7 +116,10 @@ fn panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, series: &[Series], y
     for s in series {
         let color = s.color;
         chart
-            .draw_series(LineSeries::new(s.values.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                s.values.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(err)?
             .label(s.name)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 22, y)], color.stroke_width(3)));

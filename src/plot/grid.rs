@@ -66,7 +66,9 @@ impl GridAxes {
             if n == 1 {
                 return vec![(a + b) / 2.0];
             }
-            (0..n).map(|i| a + (b - a) * i as f64 / (n - 1) as f64).collect()
+            (0..n)
+                .map(|i| a + (b - a) * i as f64 / (n - 1) as f64)
+                .collect()
         };
         GridAxes {
             z1: lin(lo[0], hi[0]),
@@ -95,7 +97,10 @@ impl GridAxes {
                 .map(|i| normal.inverse_cdf(0.05 + 0.9 * i as f64 / (n - 1) as f64))
                 .collect()
         };
-        GridAxes { z1: q.clone(), z2: q }
+        GridAxes {
+            z1: q.clone(),
+            z2: q,
+        }
     }
 
     /// The latent point of each cell in display order: row 0 is the top (largest z2),
@@ -115,9 +120,16 @@ pub fn tick_label(v: f64) -> String {
 }
 
 /// Decodes latent points to images in [0, 1], `rows * cols` values each.
-pub fn decode_points(model: &AutoEncoder, points: &[[f64; 2]], device: &Device) -> Result<Vec<Vec<f32>>, String> {
+pub fn decode_points(
+    model: &AutoEncoder,
+    points: &[[f64; 2]],
+    device: &Device,
+) -> Result<Vec<Vec<f32>>, String> {
     let n = points.len();
-    let flat: Vec<f32> = points.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect();
+    let flat: Vec<f32> = points
+        .iter()
+        .flat_map(|p| [p[0] as f32, p[1] as f32])
+        .collect();
     let z = Tensor::<2>::from_data(TensorData::new(flat, [n, 2]), &device.clone().inner());
     let logits = model.valid().decoder.forward(z);
     let pixels = burn::tensor::activation::sigmoid(logits)
@@ -126,7 +138,10 @@ pub fn decode_points(model: &AutoEncoder, points: &[[f64; 2]], device: &Device) 
         .try_into_vec::<f32>()
         .map_err(err)?;
     let per = pixels.len() / n.max(1);
-    Ok(pixels.chunks_exact(per.max(1)).map(|c| c.to_vec()).collect())
+    Ok(pixels
+        .chunks_exact(per.max(1))
+        .map(|c| c.to_vec())
+        .collect())
 }
 
 /// A decoded grid ready to draw.
@@ -161,10 +176,18 @@ const TOP: u32 = 60;
 const BOTTOM: u32 = 75;
 
 pub fn save(stem: &Path, fig: &GridFigure) -> Result<Vec<PathBuf>, PlotError> {
-    save_figure(stem, fig.size(), |root| draw(root, fig), |root| draw(root, fig))
+    save_figure(
+        stem,
+        fig.size(),
+        |root| draw(root, fig),
+        |root| draw(root, fig),
+    )
 }
 
-pub fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &GridFigure) -> Result<(), String> {
+pub fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    fig: &GridFigure,
+) -> Result<(), String> {
     let n = fig.n();
     let cell = fig.cell();
     let side = cell * n as u32;
@@ -178,11 +201,15 @@ pub fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &GridFigure) 
     .map_err(err)?;
 
     let montage = montage(fig, cell);
-    let element = BitMapElement::with_owned_buffer((LEFT as i32, TOP as i32), (side, side), montage)
-        .ok_or("the montage buffer has the wrong size")?;
+    let element =
+        BitMapElement::with_owned_buffer((LEFT as i32, TOP as i32), (side, side), montage)
+            .ok_or("the montage buffer has the wrong size")?;
     root.draw(&element).map_err(err)?;
     root.draw(&Rectangle::new(
-        [(LEFT as i32, TOP as i32), ((LEFT + side) as i32, (TOP + side) as i32)],
+        [
+            (LEFT as i32, TOP as i32),
+            ((LEFT + side) as i32, (TOP + side) as i32),
+        ],
         BLACK.stroke_width(1),
     ))
     .map_err(err)?;
@@ -244,7 +271,11 @@ fn montage(fig: &GridFigure, cell: u32) -> Vec<u8> {
             let sy = py * rows / cell as usize;
             for px in 0..cell as usize {
                 let sx = px * cols / cell as usize;
-                let v = img.get(sy * cols + sx).copied().unwrap_or(0.0).clamp(0.0, 1.0);
+                let v = img
+                    .get(sy * cols + sx)
+                    .copied()
+                    .unwrap_or(0.0)
+                    .clamp(0.0, 1.0);
                 let g = 255 - (v * 255.0).round() as u8;
                 let at = ((r0 + py) * side + c0 + px) * 3;
                 buf[at..at + 3].copy_from_slice(&[g, g, g]);

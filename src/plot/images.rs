@@ -25,20 +25,30 @@ pub fn save_montage(
     );
     let mut out = GrayImage::new(w as u32, h as u32);
     for (k, img) in images.iter().enumerate() {
-        let (x0, y0) = ((k % per_row) * (cols * scale + gap), (k / per_row) * (rows * scale + gap));
+        let (x0, y0) = (
+            (k % per_row) * (cols * scale + gap),
+            (k / per_row) * (rows * scale + gap),
+        );
         for y in 0..rows * scale {
             for x in 0..cols * scale {
                 let v = img[(y / scale) * cols + x / scale].clamp(0.0, 1.0);
-                out.put_pixel((x0 + x) as u32, (y0 + y) as u32, Luma([(v * 255.0).round() as u8]));
+                out.put_pixel(
+                    (x0 + x) as u32,
+                    (y0 + y) as u32,
+                    Luma([(v * 255.0).round() as u8]),
+                );
             }
         }
     }
     let mut bytes = Vec::new();
-    out.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| RunError::Corrupt {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    out.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| RunError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     write_new_atomic(path, &bytes).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AlreadyExists {
             RunError::OutputExists {

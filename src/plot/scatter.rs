@@ -44,7 +44,12 @@ pub fn padded_range(codes: &[f32]) -> ([f64; 2], [f64; 2]) {
 
 pub fn save(stem: &Path, data: &ScatterData) -> Result<Vec<PathBuf>, PlotError> {
     let range = padded_range(data.codes);
-    save_figure(stem, SIZE, |root| draw(root, data, range), |root| draw(root, data, range))
+    save_figure(
+        stem,
+        SIZE,
+        |root| draw(root, data, range),
+        |root| draw(root, data, range),
+    )
 }
 
 /// Draws on fixed axes `range` (the evolution animation keeps them fixed across frames).

@@ -57,8 +57,12 @@ pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<
     let test = DeviceSplit::upload(&data.test, data.pixels(), &run.device);
     let codes = encode_images(&run.model, &test.images, run.config.settings.model.latent)?;
     let axes = GridAxes::over_codes(&codes.mu, opts.grid_range, opts.grid_size);
-    let images = decode_points(&run.model, &axes.points(), &run.device)
-        .map_err(|reason| ReportError::from(PlotError { path: run.dir.clone(), reason }))?;
+    let images = decode_points(&run.model, &axes.points(), &run.device).map_err(|reason| {
+        ReportError::from(PlotError {
+            path: run.dir.clone(),
+            reason,
+        })
+    })?;
     let roughness = metrics::grid_roughness(&images, opts.grid_size);
     let course_kl = codes.sigma.as_ref().map(|s| course_kl(&codes.mu, s));
     let kind = run.config.settings.model.kind.as_str().to_uppercase();
@@ -88,7 +92,12 @@ fn course_kl(mu: &[f32], sigma: &[f32]) -> f64 {
 }
 
 /// Writes the side-by-side figures, `comparison.json` and `report.md` into `out`.
-pub fn write(ae: &Side, vae: &Side, labels: &[u8], out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+pub fn write(
+    ae: &Side,
+    vae: &Side,
+    labels: &[u8],
+    out: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     fn scatter_of<'a>(side: &'a Side, labels: &'a [u8], name: &str) -> ScatterData<'a> {
         ScatterData {
@@ -103,7 +112,10 @@ pub fn write(ae: &Side, vae: &Side, labels: &[u8], out: &Path) -> Result<Vec<Pat
         }
     }
     let (a, v) = (scatter_of(ae, labels, "AE"), scatter_of(vae, labels, "VAE"));
-    let (ra, rv) = (scatter::padded_range(&ae.codes.mu), scatter::padded_range(&vae.codes.mu));
+    let (ra, rv) = (
+        scatter::padded_range(&ae.codes.mu),
+        scatter::padded_range(&vae.codes.mu),
+    );
     let (w, h) = scatter::SIZE;
     written.extend(save_figure(
         &out.join("scatter_ae_vs_vae"),
@@ -174,22 +186,46 @@ pub fn report_markdown(ae: &Side, vae: &Side) -> String {
         vae.run_dir.display(),
         ae.codes.mu.len() / 2
     );
-    let _ = writeln!(s, "![latent codes](scatter_ae_vs_vae.png)\n\n![decoded grids](grids_ae_vs_vae.png)\n");
+    let _ = writeln!(
+        s,
+        "![latent codes](scatter_ae_vs_vae.png)\n\n![decoded grids](grids_ae_vs_vae.png)\n"
+    );
     let _ = writeln!(s, "| | AE | VAE |\n| --- | --- | --- |");
     let rows: Vec<(&str, String, String)> = vec![
-        ("test reconstruction BCE (nats/image)", format!("{:.2}", a.test_recon), format!("{:.2}", v.test_recon)),
-        ("test KL (nats/image)", "-".into(), format!("{:.2}", v.test_kl)),
-        ("test loss (VAE: negative ELBO)", format!("{:.2}", a.test_loss), format!("{:.2}", v.test_loss)),
+        (
+            "test reconstruction BCE (nats/image)",
+            format!("{:.2}", a.test_recon),
+            format!("{:.2}", v.test_recon),
+        ),
+        (
+            "test KL (nats/image)",
+            "-".into(),
+            format!("{:.2}", v.test_kl),
+        ),
+        (
+            "test loss (VAE: negative ELBO)",
+            format!("{:.2}", a.test_loss),
+            format!("{:.2}", v.test_loss),
+        ),
         (
             "IWAE log-likelihood",
             "-".into(),
-            v.iwae_log_likelihood
-                .map_or("-".into(), |l| format!("{l:.2} (K={})", v.iwae_samples.unwrap_or(0))),
+            v.iwae_log_likelihood.map_or("-".into(), |l| {
+                format!("{l:.2} (K={})", v.iwae_samples.unwrap_or(0))
+            }),
         ),
-        ("5-NN digit accuracy", format!("{:.3}", a.knn5_accuracy), format!("{:.3}", v.knn5_accuracy)),
+        (
+            "5-NN digit accuracy",
+            format!("{:.3}", a.knn5_accuracy),
+            format!("{:.3}", v.knn5_accuracy),
+        ),
         ("code mean", pair(&a.latent_mean), pair(&v.latent_mean)),
         ("code std", pair(&a.latent_std), pair(&v.latent_std)),
-        ("empty cells (20x20, 1st-99th pct box)", pct(a.empty_cell_share), pct(v.empty_cell_share)),
+        (
+            "empty cells (20x20, 1st-99th pct box)",
+            pct(a.empty_cell_share),
+            pct(v.empty_cell_share),
+        ),
         (
             "grid step between neighbours (mean / max)",
             format!("{:.3} / {:.3}", ae.roughness.0, ae.roughness.1),
@@ -200,7 +236,11 @@ pub fn report_markdown(ae: &Side, vae: &Side) -> String {
             "-".into(),
             v.posterior_sigma_mean.as_deref().map_or("-".into(), pair),
         ),
-        ("training images/s", format!("{:.0}", a.images_per_sec), format!("{:.0}", v.images_per_sec)),
+        (
+            "training images/s",
+            format!("{:.0}", a.images_per_sec),
+            format!("{:.0}", v.images_per_sec),
+        ),
     ];
     for (name, x, y) in rows {
         let _ = writeln!(s, "| {name} | {x} | {y} |");
@@ -209,7 +249,10 @@ pub fn report_markdown(ae: &Side, vae: &Side) -> String {
     for line in observations(ae, vae) {
         let _ = writeln!(s, "- {line}");
     }
-    let _ = writeln!(s, "\n## The KL term: exact form and the course's shortcut\n");
+    let _ = writeln!(
+        s,
+        "\n## The KL term: exact form and the course's shortcut\n"
+    );
     let _ = writeln!(s, "{}", kl_paragraph(vae));
     s
 }
@@ -291,9 +334,15 @@ pub fn observations(ae: &Side, vae: &Side) -> Vec<String> {
 
     let d = v.test_recon - a.test_recon;
     let price = if d > 0.0 {
-        format!("the VAE reconstructs worse, by {d:.2} nats per image ({:.2} vs {:.2})", v.test_recon, a.test_recon)
+        format!(
+            "the VAE reconstructs worse, by {d:.2} nats per image ({:.2} vs {:.2})",
+            v.test_recon, a.test_recon
+        )
     } else {
-        format!("the VAE reconstructs no worse here ({:.2} vs {:.2} nats per image)", v.test_recon, a.test_recon)
+        format!(
+            "the VAE reconstructs no worse here ({:.2} vs {:.2} nats per image)",
+            v.test_recon, a.test_recon
+        )
     };
     out.push(format!(
         "**The price of regularity.** With noise on its codes and a KL term, {price}, and spends {:.2} nats per image on the KL, for a negative ELBO of {:.2}.",

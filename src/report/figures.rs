@@ -43,14 +43,27 @@ pub struct RunFigures<'a> {
 
 impl RunFigures<'_> {
     fn name(&self) -> String {
-        format!("{} on {}, epoch {}", self.kind.as_str().to_uppercase(), self.dataset, self.epoch)
+        format!(
+            "{} on {}, epoch {}",
+            self.kind.as_str().to_uppercase(),
+            self.dataset,
+            self.epoch
+        )
     }
 }
 
 /// Draws latent_scatter, decoded_grid, prior_grid (VAE) and loss_curves into `dir`.
-pub fn draw_all(run: &RunFigures, dir: &Path, opts: &FigureOptions) -> Result<Vec<PathBuf>, ReportError> {
+pub fn draw_all(
+    run: &RunFigures,
+    dir: &Path,
+    opts: &FigureOptions,
+) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
-    let mu = if run.kind.is_variational() { " (mu)" } else { "" };
+    let mu = if run.kind.is_variational() {
+        " (mu)"
+    } else {
+        ""
+    };
     written.extend(scatter::save(
         &dir.join("latent_scatter"),
         &ScatterData {
@@ -70,7 +83,13 @@ pub fn draw_all(run: &RunFigures, dir: &Path, opts: &FigureOptions) -> Result<Ve
     written.extend(decoded_grid(run, dir, "decoded_grid", axes, range_note)?);
     if run.kind.is_variational() {
         let axes = GridAxes::prior(opts.grid_size);
-        written.extend(decoded_grid(run, dir, "prior_grid", axes, "at N(0,1) quantiles 5%-95%")?);
+        written.extend(decoded_grid(
+            run,
+            dir,
+            "prior_grid",
+            axes,
+            "at N(0,1) quantiles 5%-95%",
+        )?);
     }
     written.extend(curves::save(
         &dir.join("loss_curves"),
@@ -90,10 +109,11 @@ fn decoded_grid(
 ) -> Result<Vec<PathBuf>, ReportError> {
     let path = dir.join(stem);
     let n = axes.z1.len();
-    let images = decode_points(run.model, &axes.points(), run.device).map_err(|reason| PlotError {
-        path: path.with_extension("png"),
-        reason,
-    })?;
+    let images =
+        decode_points(run.model, &axes.points(), run.device).map_err(|reason| PlotError {
+            path: path.with_extension("png"),
+            reason,
+        })?;
     let fig = GridFigure {
         axes,
         images,

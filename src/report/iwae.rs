@@ -20,7 +20,12 @@ use crate::train::session::read_vec;
 const ROWS_PER_CHUNK: usize = 20_000;
 
 /// Mean over `images` (`[n, pixels]` in [0, 1]) of the K-sample IWAE bound; `None` for an AE.
-pub fn iwae_log_likelihood(model: &AutoEncoder, images: &Tensor<2>, k: usize, seed: u64) -> Result<Option<f64>, TrainError> {
+pub fn iwae_log_likelihood(
+    model: &AutoEncoder,
+    images: &Tensor<2>,
+    k: usize,
+    seed: u64,
+) -> Result<Option<f64>, TrainError> {
     if !model.is_variational() {
         return Ok(None);
     }
@@ -42,8 +47,11 @@ pub fn iwae_log_likelihood(model: &AutoEncoder, images: &Tensor<2>, k: usize, se
         };
         let latent = mu.dims()[1];
         // Each image repeated K times: rows i*K .. i*K+K belong to image i.
-        let rep = |t: Tensor<2>, d: usize| t.unsqueeze_dim::<3>(1).repeat_dim(1, k).reshape([m * k, d]);
-        let eps_host: Vec<f32> = (0..m * k * latent).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let rep =
+            |t: Tensor<2>, d: usize| t.unsqueeze_dim::<3>(1).repeat_dim(1, k).reshape([m * k, d]);
+        let eps_host: Vec<f32> = (0..m * k * latent)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
         let eps = Tensor::<2>::from_data(TensorData::new(eps_host, [m * k, latent]), &device);
         let (mu, log_var) = (rep(mu, latent), rep(log_var, latent));
         let z = mu + log_var.clone().mul_scalar(0.5).exp() * eps.clone();
@@ -54,7 +62,10 @@ pub fn iwae_log_likelihood(model: &AutoEncoder, images: &Tensor<2>, k: usize, se
             .sum_dim(1)
             .neg();
         let log_pz = (z.square().add_scalar(ln_2pi)).sum_dim(1).mul_scalar(-0.5);
-        let log_qz = (eps.square() + log_var).add_scalar(ln_2pi).sum_dim(1).mul_scalar(-0.5);
+        let log_qz = (eps.square() + log_var)
+            .add_scalar(ln_2pi)
+            .sum_dim(1)
+            .mul_scalar(-0.5);
         let log_w = (log_px + log_pz - log_qz).reshape([m, k]);
         let max = log_w.clone().max_dim(1);
         let lse = (log_w - max.clone()).exp().sum_dim(1).log() + max;
@@ -72,7 +83,12 @@ mod tests {
     #[test]
     fn one_sample_bound_is_the_elbo_and_more_samples_tighten_it() {
         let device = Device::flex();
-        let cfg = ModelConfig { kind: ModelKind::Vae, input: 16, hidden: [12, 8], latent: 2 };
+        let cfg = ModelConfig {
+            kind: ModelKind::Vae,
+            input: 16,
+            hidden: [12, 8],
+            latent: 2,
+        };
         let model = cfg.init(4, &device);
         let n = 40;
         let pixels: Vec<f32> = (0..n * 16).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
@@ -83,7 +99,9 @@ mod tests {
         let draws = 400;
         let mut neg_elbo = 0.0;
         for _ in 0..draws {
-            let e: Vec<f32> = (0..n * 2).map(|_| StandardNormal.sample(&mut rng)).collect();
+            let e: Vec<f32> = (0..n * 2)
+                .map(|_| StandardNormal.sample(&mut rng))
+                .collect();
             let eps = Tensor::<2>::from_data(TensorData::new(e, [n, 2]), &device);
             let loss = model.losses(x.clone(), Some(eps), 1.0).total;
             neg_elbo += read_vec(loss).unwrap()[0] as f64 / draws as f64;
@@ -92,7 +110,11 @@ mod tests {
             .map(|s| iwae_log_likelihood(&model, &x, 1, s).unwrap().unwrap())
             .sum::<f64>()
             / 50.0;
-        assert!((l1 + neg_elbo).abs() < 0.01 * neg_elbo.abs(), "IWAE(1) {l1} vs ELBO {}", -neg_elbo);
+        assert!(
+            (l1 + neg_elbo).abs() < 0.01 * neg_elbo.abs(),
+            "IWAE(1) {l1} vs ELBO {}",
+            -neg_elbo
+        );
         let l200 = iwae_log_likelihood(&model, &x, 200, 0).unwrap().unwrap();
         assert!(l200 > l1, "IWAE(200) {l200} should exceed IWAE(1) {l1}");
     }

@@ -47,7 +47,15 @@ fn knn_vote(reference: &[f32], labels: &[u8], q: &[f32], dim: usize, k: usize) -
 pub fn mean_std(codes: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
     let n = (codes.len() / dim).max(1) as f64;
     let mean: Vec<f64> = (0..dim)
-        .map(|d| codes.iter().skip(d).step_by(dim).map(|&v| v as f64).sum::<f64>() / n)
+        .map(|d| {
+            codes
+                .iter()
+                .skip(d)
+                .step_by(dim)
+                .map(|&v| v as f64)
+                .sum::<f64>()
+                / n
+        })
         .collect();
     let std = (0..dim)
         .map(|d| {
@@ -78,7 +86,14 @@ pub fn percentile(values: &[f32], q: f64) -> f64 {
 
 /// The 1st-99th percentile box of 2-D codes: `([x_lo, y_lo], [x_hi, y_hi])`.
 pub fn percentile_box(codes: &[f32], lo_q: f64, hi_q: f64) -> ([f64; 2], [f64; 2]) {
-    let column = |d: usize| codes.iter().skip(d).step_by(2).copied().collect::<Vec<f32>>();
+    let column = |d: usize| {
+        codes
+            .iter()
+            .skip(d)
+            .step_by(2)
+            .copied()
+            .collect::<Vec<f32>>()
+    };
     let (x, y) = (column(0), column(1));
     (
         [percentile(&x, lo_q), percentile(&y, lo_q)],
@@ -114,7 +129,9 @@ mod tests {
     #[test]
     fn knn_on_a_hand_made_set() {
         // Class 0 around (0,0), class 1 around (10,0).
-        let reference = [0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 10.0, 0.0, 10.5, 0.0, 10.0, 0.5];
+        let reference = [
+            0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 10.0, 0.0, 10.5, 0.0, 10.0, 0.5,
+        ];
         let labels = [0, 0, 0, 1, 1, 1];
         // (1,0) is near class 0 and (9,0) near class 1; (4.9,0) with k=3 still sees three class-0 points.
         let query = [1.0, 0.0, 9.0, 0.0, 4.9, 0.0];
@@ -163,7 +180,11 @@ mod tests {
 /// A smooth morph between digits has small steps; a tear in the latent space shows as a jump.
 pub fn grid_roughness(images: &[Vec<f32>], n: usize) -> (f64, f64) {
     let diff = |a: &[f32], b: &[f32]| -> f64 {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).sum::<f64>() / a.len().max(1) as f64
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs() as f64)
+            .sum::<f64>()
+            / a.len().max(1) as f64
     };
     let mut steps = Vec::new();
     for r in 0..n {

@@ -58,7 +58,8 @@ pub fn finish_run(
         },
     )?;
     let last = rows.last();
-    let iwae = iwae::iwae_log_likelihood(&model, &test_images, settings.iwae_samples, settings.seed)?;
+    let iwae =
+        iwae::iwae_log_likelihood(&model, &test_images, settings.iwae_samples, settings.seed)?;
     let (latent_mean, latent_std) = metrics::mean_std(&test.mu, latent);
     let train_seconds: f64 = rows.iter().map(|r| r.seconds).sum();
     let summary = Summary {
@@ -81,7 +82,11 @@ pub fn finish_run(
         ),
         latent_mean,
         latent_std,
-        empty_cell_share: if latent == 2 { metrics::empty_cell_share(&test.mu, 20) } else { f64::NAN },
+        empty_cell_share: if latent == 2 {
+            metrics::empty_cell_share(&test.mu, 20)
+        } else {
+            f64::NAN
+        },
         images_per_sec: rows.len() as f64 * session.train.len() as f64 / train_seconds.max(1e-9),
         train_seconds,
         posterior_sigma_mean: test.sigma.as_ref().map(|s| metrics::mean_std(s, latent).0),

@@ -26,7 +26,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// from the finished temporary file fails if the name is taken, even in a race).
 pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if path.exists() {
-        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "already exists",
+        ));
     }
     let tmp = temp_path(path);
     let result = (|| {
@@ -44,7 +47,10 @@ pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// The temporary name: hidden, in the same folder (so the rename stays on one file system)
 /// and unique to this process.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 

@@ -51,7 +51,11 @@ pub fn save(
         model_file: format!("model-epoch-{epoch}.bpk"),
         optimizer_file: format!("optimizer-epoch-{epoch}.bpk"),
     };
-    let model_bytes = model.clone().into_record().into_bytes().map_err(|e| corrupt(&dir, e))?;
+    let model_bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| corrupt(&dir, e))?;
     let optim_bytes = optim.into_bytes().map_err(|e| corrupt(&dir, e))?;
     let model_path = dir.join(&pointer.model_file);
     write_atomic(&model_path, &model_bytes).map_err(RunError::io(&model_path))?;
@@ -71,11 +75,16 @@ pub fn last_epoch(run_dir: &Path) -> Result<usize, RunError> {
 }
 
 /// Loads the model of a run's checkpoint onto `device`.
-pub fn load_model(run_dir: &Path, config: &ModelConfig, device: &Device) -> Result<AutoEncoder, RunError> {
+pub fn load_model(
+    run_dir: &Path,
+    config: &ModelConfig,
+    device: &Device,
+) -> Result<AutoEncoder, RunError> {
     let pointer = read_pointer(run_dir)?;
     let path = folder(run_dir).join(&pointer.model_file);
     let bytes = fs::read(&path).map_err(RunError::io(&path))?;
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| corrupt(&path, e))?;
+    let record =
+        ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| corrupt(&path, e))?;
     config
         .init(0, device)
         .try_load_record(record)
@@ -104,7 +113,10 @@ fn read_pointer(run_dir: &Path) -> Result<Pointer, RunError> {
     if pointer.format != FORMAT {
         return Err(RunError::Corrupt {
             path,
-            reason: format!("checkpoint format {} (this latentlab reads {FORMAT})", pointer.format),
+            reason: format!(
+                "checkpoint format {} (this latentlab reads {FORMAT})",
+                pointer.format
+            ),
         });
     }
     Ok(pointer)
@@ -139,10 +151,16 @@ mod tests {
         let mut model = cfg.init(7, &device);
         let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
         let x = Tensor::<2>::from_data(
-            TensorData::new((0..32).map(|i| (i % 5) as f32 / 4.0).collect::<Vec<_>>(), [2, 16]),
+            TensorData::new(
+                (0..32).map(|i| (i % 5) as f32 / 4.0).collect::<Vec<_>>(),
+                [2, 16],
+            ),
             &device,
         );
-        let eps = Tensor::<2>::from_data(TensorData::new(vec![0.3f32, -0.2, 1.0, 0.5], [2, 2]), &device);
+        let eps = Tensor::<2>::from_data(
+            TensorData::new(vec![0.3f32, -0.2, 1.0, 0.5], [2, 2]),
+            &device,
+        );
         let step = |model: AutoEncoder, optim: &mut ModuleOptimizer| {
             let loss = model.losses(x.clone(), Some(eps.clone()), 1.0).total;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -179,7 +197,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, ["latest.json", "model-epoch-2.bpk", "optimizer-epoch-2.bpk"]);
+        assert_eq!(
+            names,
+            ["latest.json", "model-epoch-2.bpk", "optimizer-epoch-2.bpk"]
+        );
     }
 
     #[test]
@@ -190,7 +211,14 @@ mod tests {
             load_model(dir.path(), &config(), &device),
             Err(RunError::NoCheckpoint { .. })
         ));
-        save(dir.path(), 1, &config().init(1, &device), &AdamConfig::new().init(), ModelKind::Vae).unwrap();
+        save(
+            dir.path(),
+            1,
+            &config().init(1, &device),
+            &AdamConfig::new().init(),
+            ModelKind::Vae,
+        )
+        .unwrap();
         fs::write(dir.path().join("checkpoint/model-epoch-1.bpk"), b"garbage").unwrap();
         let err = load_model(dir.path(), &config(), &device).unwrap_err();
         assert!(matches!(err, RunError::Corrupt { .. }), "{err}");

@@ -17,7 +17,11 @@ pub fn create_new_run_dir(root: &Path, model: &str, dataset: &str) -> Result<Pat
         source,
     })?;
     for n in 1..1000 {
-        let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+        let name = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
         let dir = root.join(name);
         match fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
@@ -60,7 +64,10 @@ mod tests {
         let dirs: Vec<_> = (0..3)
             .map(|_| create_new_run_dir(root.path(), "ae", "mnist").unwrap())
             .collect();
-        assert_eq!(dirs.iter().collect::<std::collections::HashSet<_>>().len(), 3);
+        assert_eq!(
+            dirs.iter().collect::<std::collections::HashSet<_>>().len(),
+            3
+        );
         assert!(dirs.iter().all(|d| d.is_dir()));
     }
 

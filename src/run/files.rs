@@ -108,7 +108,11 @@ pub fn write_latents(path: &Path, latents: &Latents) -> Result<(), RunError> {
     w.write_record(&header).map_err(|e| csv_error(path, e))?;
     for (i, label) in latents.labels.iter().enumerate() {
         let mut rec = vec![i.to_string(), label.to_string()];
-        rec.extend(latents.codes[i * d..(i + 1) * d].iter().map(|v| v.to_string()));
+        rec.extend(
+            latents.codes[i * d..(i + 1) * d]
+                .iter()
+                .map(|v| v.to_string()),
+        );
         if let Some(s) = latents.sigmas {
             rec.extend(s[i * d..(i + 1) * d].iter().map(|v| v.to_string()));
         }
@@ -140,7 +144,11 @@ mod tests {
         }];
         write_metrics(&path, &rows).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("epoch,seconds,images_per_sec,train_loss,test_recon,test_kl,test_loss\n"));
+        assert!(
+            text.starts_with(
+                "epoch,seconds,images_per_sec,train_loss,test_recon,test_kl,test_loss\n"
+            )
+        );
         assert_eq!(read_metrics(&path).unwrap(), rows);
     }
 
@@ -156,6 +164,9 @@ mod tests {
         };
         write_latents(&path, &l).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "index,label,z1,z2,sigma1,sigma2\n0,3,0.5,-1,0.1,0.2\n1,7,2,0.25,0.3,0.4\n");
+        assert_eq!(
+            text,
+            "index,label,z1,z2,sigma1,sigma2\n0,3,0.5,-1,0.1,0.2\n1,7,2,0.25,0.3,0.4\n"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use super::{RunConfig, RunError, checkpoint, read_metrics, MetricsRow};
+use super::{MetricsRow, RunConfig, RunError, checkpoint, read_metrics};
 use crate::model::AutoEncoder;
 
 pub struct LoadedRun {

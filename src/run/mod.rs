@@ -15,12 +15,16 @@ use thiserror::Error;
 
 pub use atomic::{write_atomic, write_new_atomic};
 pub use dir::{create_exact_dir, create_new_run_dir};
+pub use files::{
+    Latents, MetricsRow, RunConfig, read_metrics, write_json, write_latents, write_metrics,
+};
 pub use loaded::LoadedRun;
-pub use files::{Latents, MetricsRow, RunConfig, read_metrics, write_json, write_latents, write_metrics};
 
 #[derive(Debug, Error)]
 pub enum RunError {
-    #[error("{path}: already exists; latentlab never overwrites a run (choose another --out, or --resume it)")]
+    #[error(
+        "{path}: already exists; latentlab never overwrites a run (choose another --out, or --resume it)"
+    )]
     Exists { path: PathBuf },
     #[error("{path}: already exists; latentlab never overwrites a file, choose another --out")]
     OutputExists { path: PathBuf },
@@ -29,7 +33,9 @@ pub enum RunError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: not a latentlab run directory (no config.json); pass the folder a `latentlab train` wrote")]
+    #[error(
+        "{path}: not a latentlab run directory (no config.json); pass the folder a `latentlab train` wrote"
+    )]
     NotARun { path: PathBuf },
     #[error("{path}: unreadable ({reason}); the file is corrupt or from another program")]
     Corrupt { path: PathBuf, reason: String },

@@ -35,7 +35,11 @@ pub enum TrainError {
     #[error(
         "the loss became {loss} in epoch {epoch} at step {step}: training diverged; the checkpoint of the last finished epoch is kept; try a smaller --lr"
     )]
-    Diverged { epoch: usize, step: usize, loss: f64 },
+    Diverged {
+        epoch: usize,
+        step: usize,
+        loss: f64,
+    },
     /// Raised inside an epoch; the caller turns it into `Stopped`, which knows the run.
     #[error("interrupted in epoch {epoch}")]
     Interrupted { epoch: usize },
@@ -48,7 +52,9 @@ pub enum TrainError {
 fn stopped_message(run_dir: &Path, finished: usize) -> String {
     let dir = run_dir.display();
     if finished == 0 {
-        format!("interrupted before the first epoch finished; nothing to resume in {dir}, start again")
+        format!(
+            "interrupted before the first epoch finished; nothing to resume in {dir}, start again"
+        )
     } else {
         format!(
             "interrupted; epochs 1-{finished} are saved in {dir}; continue with: latentlab train --resume {dir}"
@@ -67,7 +73,11 @@ pub enum RunTarget {
 
 /// Loads the data set the settings name.
 pub fn load_data(settings: &TrainSettings) -> Result<Dataset, TrainError> {
-    let mut data = load_dataset(&settings.data_dir, settings.dataset.as_str(), settings.dataset.known())?;
+    let mut data = load_dataset(
+        &settings.data_dir,
+        settings.dataset.as_str(),
+        settings.dataset.known(),
+    )?;
     if let Some(limit) = settings.train_limit {
         let pixels = data.pixels();
         data.train.truncate(limit, pixels);
@@ -85,9 +95,11 @@ pub fn train_new(
     settings.model.input = data.pixels();
     let opened = device::open(settings.device)?;
     let run_dir = match target {
-        RunTarget::Under(root) => {
-            run::create_new_run_dir(root, settings.model.kind.as_str(), settings.dataset.as_str())?
-        }
+        RunTarget::Under(root) => run::create_new_run_dir(
+            root,
+            settings.model.kind.as_str(),
+            settings.dataset.as_str(),
+        )?,
         RunTarget::Exact(dir) => run::create_exact_dir(dir)?,
     };
     let config = RunConfig {
@@ -144,7 +156,11 @@ fn run_epochs(
 ) -> Result<(), TrainError> {
     let settings = session.settings.clone();
     let first = rows.len() + 1;
-    let label = format!("{} on {}", settings.model.kind.as_str().to_uppercase(), opened.backend);
+    let label = format!(
+        "{} on {}",
+        settings.model.kind.as_str().to_uppercase(),
+        opened.backend
+    );
     let progress = Progress::for_stderr(&label, settings.epochs, first);
     progress.println(&format!(
         "training {} on {} ({} images, {}), run directory {}",
@@ -177,13 +193,24 @@ fn run_epochs(
         };
         rows.push(row.clone());
         run::write_metrics(&run_dir.join("metrics.csv"), &rows)?;
-        checkpoint::save(run_dir, epoch, &session.model, &session.optim, settings.model.kind)?;
+        checkpoint::save(
+            run_dir,
+            epoch,
+            &session.model,
+            &session.optim,
+            settings.model.kind,
+        )?;
         progress.finish_epoch(
             epoch,
             settings.epochs,
             &format!(
                 "{:.1}s  {:.0} img/s  train {:.2}  test recon {:.2}  KL {:.2}  loss {:.2}",
-                row.seconds, row.images_per_sec, row.train_loss, row.test_recon, row.test_kl, row.test_loss
+                row.seconds,
+                row.images_per_sec,
+                row.train_loss,
+                row.test_recon,
+                row.test_kl,
+                row.test_loss
             ),
         );
     }

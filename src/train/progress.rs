@@ -27,9 +27,10 @@ impl Progress {
             };
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let epoch_style = ProgressStyle::with_template("{prefix} epoch {pos}/{len} [{bar:30}] {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let epoch_style =
+            ProgressStyle::with_template("{prefix} epoch {pos}/{len} [{bar:30}] {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         let batch_style =
             ProgressStyle::with_template("  batch {pos}/{len} [{bar:30.cyan/blue}] {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -75,7 +76,10 @@ impl Progress {
     }
 
     pub fn finish(&self) {
-        if let Progress::Bars { epochs, batches, .. } = self {
+        if let Progress::Bars {
+            epochs, batches, ..
+        } = self
+        {
             batches.finish_and_clear();
             epochs.finish();
         }

@@ -58,6 +58,9 @@ mod tests {
         let noise = epoch_noise(0, 1, 5000, 2);
         let mean = noise.iter().sum::<f32>() / noise.len() as f32;
         let var = noise.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / noise.len() as f32;
-        assert!(mean.abs() < 0.05 && (var - 1.0).abs() < 0.05, "mean {mean} var {var}");
+        assert!(
+            mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
+            "mean {mean} var {var}"
+        );
     }
 }

@@ -94,7 +94,11 @@ impl Session {
         optim: ModuleOptimizer,
     ) -> Session {
         let pixels = data.pixels();
-        let sync_every = if settings.device == crate::device::DeviceChoice::Gpu { 50 } else { 10 };
+        let sync_every = if settings.device == crate::device::DeviceChoice::Gpu {
+            50
+        } else {
+            10
+        };
         Session {
             train: DeviceSplit::upload(&data.train, pixels, &device),
             test: DeviceSplit::upload(&data.test, pixels, &device.clone().inner()),
@@ -130,7 +134,11 @@ impl Session {
         progress: &Progress,
         stop: &AtomicBool,
     ) -> Result<EpochStats, TrainError> {
-        let (seed, bs, latent) = (self.settings.seed, self.settings.batch_size, self.settings.model.latent);
+        let (seed, bs, latent) = (
+            self.settings.seed,
+            self.settings.batch_size,
+            self.settings.model.latent,
+        );
         let n = self.train.len();
         let steps = self.steps_per_epoch();
         let start = Instant::now();
@@ -152,7 +160,11 @@ impl Session {
                 return Err(TrainError::Interrupted { epoch });
             }
             let (a, b) = (step * bs, ((step + 1) * bs).min(n));
-            let x = self.train.images.clone().select(0, perm.clone().slice([a..b]));
+            let x = self
+                .train
+                .images
+                .clone()
+                .select(0, perm.clone().slice([a..b]));
             let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
             let batch_loss = self.step(x, eps);
             running = running + batch_loss.mul_scalar((b - a) as f64);
@@ -184,7 +196,10 @@ impl Session {
         let (n, latent) = (self.test.len(), s.model.latent);
         let device = self.device.clone().inner();
         let noise = s.model.kind.is_variational().then(|| {
-            Tensor::<2>::from_data(TensorData::new(rng::eval_noise(s.seed, n * latent), [n, latent]), &device)
+            Tensor::<2>::from_data(
+                TensorData::new(rng::eval_noise(s.seed, n * latent), [n, latent]),
+                &device,
+            )
         });
         let mut recon = Tensor::<1>::zeros([1], &device);
         let mut kl = Tensor::<1>::zeros([1], &device);
@@ -215,11 +230,17 @@ impl Session {
 }
 
 /// Encodes `images` (`[n, pixels]`, on any device) in batches.
-pub fn encode_images(model: &AutoEncoder, images: &Tensor<2>, latent: usize) -> Result<Codes, TrainError> {
+pub fn encode_images(
+    model: &AutoEncoder,
+    images: &Tensor<2>,
+    latent: usize,
+) -> Result<Codes, TrainError> {
     let model = model.valid();
     let n = images.dims()[0];
     let mut mu = Vec::with_capacity(n * latent);
-    let mut sigma = model.is_variational().then(|| Vec::with_capacity(n * latent));
+    let mut sigma = model
+        .is_variational()
+        .then(|| Vec::with_capacity(n * latent));
     for a in (0..n).step_by(EVAL_BATCH) {
         let b = (a + EVAL_BATCH).min(n);
         let enc = model.encoder.forward(images.clone().slice([a..b]).inner());
@@ -257,7 +278,11 @@ pub fn losses_of_steps(
     settings.model.input = data.pixels();
     let model = settings.model.init(settings.seed, &device);
     let mut session = Session::new(settings, device, data, model, adam());
-    let (n, bs, latent) = (session.train.len(), session.settings.batch_size, session.settings.model.latent);
+    let (n, bs, latent) = (
+        session.train.len(),
+        session.settings.batch_size,
+        session.settings.model.latent,
+    );
     let noise = rng::epoch_noise(session.settings.seed, 1, steps * bs, latent);
     let mut losses = Vec::with_capacity(steps);
     for step in 0..steps {

@@ -1,0 +1,132 @@
+//! `bench`: the time of one full training step, measured the way the PyTorch reference
+//! measures it (real images, fresh model, warm-up, then the median of single steps).
+
+use std::time::Instant;
+
+use burn::tensor::{Tensor, TensorData};
+use serde::Serialize;
+
+use crate::cli::BenchArgs;
+use crate::config::TrainSettings;
+use crate::data::DatasetName;
+use crate::device;
+use crate::error::AppError;
+use crate::model::ModelConfig;
+use crate::report::metrics::percentile;
+use crate::train::session::{Session, adam, read_scalar};
+use crate::train::{load_data, rng};
+
+#[derive(Debug, Serialize)]
+pub struct BenchResult {
+    pub model: String,
+    pub device: String,
+    pub backend: String,
+    pub adapter: String,
+    pub batch_size: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub median_step_ms: f64,
+    pub p10_step_ms: f64,
+    pub p90_step_ms: f64,
+    pub images_per_sec: f64,
+    pub cpu: String,
+    pub cores: usize,
+    pub profile: &'static str,
+    pub latentlab_version: &'static str,
+}
+
+pub fn bench(args: BenchArgs) -> Result<(), AppError> {
+    let settings = TrainSettings {
+        model: ModelConfig {
+            kind: args.model,
+            input: 784,
+            hidden: [512, 256],
+            latent: 2,
+        },
+        device: args.device,
+        dataset: DatasetName::Custom,
+        data_dir: args.data_dir.clone(),
+        epochs: 1,
+        batch_size: args.batch_size as usize,
+        lr: 1e-3,
+        beta: 1.0,
+        seed: 0,
+        train_limit: None,
+        iwae_samples: 1,
+    };
+    let data = load_data(&settings)?;
+    let opened = device::open(args.device)?;
+    let mut settings = settings;
+    settings.model.input = data.pixels();
+    let model = settings.model.init(0, &opened.device);
+    let mut session = Session::new(settings, opened.device.clone(), &data, model, adam());
+
+    let (bs, n) = (args.batch_size as usize, session.train.len());
+    let total = (args.warmup + args.steps) as usize;
+    let perm = rng::epoch_permutation(1, 1, n);
+    let noise = rng::epoch_noise(1, 1, bs, 2);
+    let mut times = Vec::with_capacity(args.steps as usize);
+    for step in 0..total {
+        // Batches are gathered before the clock starts, as in the reference.
+        let idx: Vec<i64> = (0..bs).map(|i| perm[(step * bs + i) % n]).collect();
+        let idx =
+            Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(idx, [bs]), &session.device);
+        let x = session.train.images.clone().select(0, idx);
+        let eps = args.model.is_variational().then(|| {
+            Tensor::<2>::from_data(TensorData::new(noise.clone(), [bs, 2]), &session.device)
+        });
+        opened
+            .device
+            .sync()
+            .map_err(|e| crate::train::TrainError::Execution(format!("{e:?}")))?;
+        let start = Instant::now();
+        let loss = session.step(x, eps);
+        read_scalar(loss)?; // waits for the device
+        if step >= args.warmup as usize {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let times32: Vec<f32> = times.iter().map(|&t| t as f32).collect();
+    let median = percentile(&times32, 50.0);
+    let result = BenchResult {
+        model: args.model.as_str().into(),
+        device: args.device.as_str().into(),
+        backend: opened.backend.into(),
+        adapter: opened.adapter.clone(),
+        batch_size: bs,
+        steps: args.steps as usize,
+        warmup: args.warmup as usize,
+        median_step_ms: median,
+        p10_step_ms: percentile(&times32, 10.0),
+        p90_step_ms: percentile(&times32, 90.0),
+        images_per_sec: bs as f64 / (median / 1e3),
+        cpu: device::cpu_name(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        profile: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        latentlab_version: env!("CARGO_PKG_VERSION"),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&result).unwrap_or_default());
+    } else {
+        println!(
+            "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s; {} cores of {}, {} build",
+            result.model.to_uppercase(),
+            result.backend,
+            result.device,
+            result.adapter,
+            bs,
+            result.median_step_ms,
+            result.p10_step_ms,
+            result.p90_step_ms,
+            result.images_per_sec,
+            result.cores,
+            result.cpu,
+            result.profile
+        );
+    }
+    Ok(())
+}
