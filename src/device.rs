@@ -52,15 +52,12 @@ pub struct OpenedDevice {
 /// Opens the device a choice names, with autodiff.
 pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
     match choice {
-        DeviceChoice::Cpu => {
-            let (device, backend) = cpu_backend();
-            Ok(OpenedDevice {
-                device: device.autodiff(),
-                choice,
-                backend,
-                adapter: cpu_name(),
-            })
-        }
+        DeviceChoice::Cpu => Ok(OpenedDevice {
+            device: Device::flex().autodiff(),
+            choice,
+            backend: "flex",
+            adapter: cpu_name(),
+        }),
         DeviceChoice::Gpu => {
             let device = Device::wgpu(DeviceKind::DefaultDevice);
             let adapter = quietly(|| device.identity().map(|id| id.name))
@@ -74,17 +71,6 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
             })
         }
     }
-}
-
-/// flex, Burn's maintained CPU backend; `LATENTLAB_CPU_BACKEND=ndarray` selects the deprecated
-/// ndarray backend instead, kept only so that BENCHMARKS.md's comparison of the two can be
-/// re-run.
-fn cpu_backend() -> (Device, &'static str) {
-    if std::env::var("LATENTLAB_CPU_BACKEND").is_ok_and(|v| v == "ndarray") {
-        #[allow(deprecated)]
-        return (Device::ndarray(), "ndarray");
-    }
-    (Device::flex(), "flex")
 }
 
 /// One adapter wgpu sees.

@@ -119,6 +119,16 @@ pub fn tick_label(v: f64) -> String {
     format!("{v:.2}")
 }
 
+impl GridAxes {
+    /// The labels drawn under the columns (left to right) and beside the rows (top to
+    /// bottom): exactly the coordinates of the points `points` decodes there.
+    pub fn tick_labels(&self) -> (Vec<String>, Vec<String>) {
+        let cols = self.z1.iter().map(|&v| tick_label(v)).collect();
+        let rows = self.z2.iter().rev().map(|&v| tick_label(v)).collect();
+        (cols, rows)
+    }
+}
+
 /// Decodes latent points to images in [0, 1], `rows * cols` values each.
 pub fn decode_points(
     model: &AutoEncoder,
@@ -216,6 +226,7 @@ pub fn draw<DB: DrawingBackend>(
 
     // Label every k-th cell so that labels never overlap on fine grids.
     let every = (62 / cell as usize).max(1);
+    let (col_labels, row_labels) = fig.axes.tick_labels();
     let tick_font = TextStyle::from((FONT_FAMILY, 15).into_font());
     for i in 0..n {
         let c = (cell as usize * i + cell as usize / 2) as i32;
@@ -228,14 +239,14 @@ pub fn draw<DB: DrawingBackend>(
         if i % every == 0 {
             let top_pos = Pos::new(HPos::Center, VPos::Top);
             root.draw(&Text::new(
-                tick_label(fig.axes.z1[i]),
+                col_labels[i].clone(),
                 (x, y_bottom + 9),
                 tick_font.clone().pos(top_pos),
             ))
             .map_err(err)?;
             let right_pos = Pos::new(HPos::Right, VPos::Center);
             root.draw(&Text::new(
-                tick_label(fig.axes.z2[n - 1 - i]),
+                row_labels[i].clone(),
                 (x_left - 9, y),
                 tick_font.clone().pos(right_pos),
             ))
@@ -299,6 +310,19 @@ mod tests {
         assert_eq!(p[0], [-1.0, 4.0]);
         assert_eq!(p[2], [1.0, 4.0]);
         assert_eq!(p[8], [1.0, 0.0]);
+    }
+
+    #[test]
+    fn tick_labels_are_the_coordinates_of_the_decoded_points() {
+        let axes = GridAxes::even([-2.5, -1.0], [3.0, 7.25], 4);
+        let (cols, rows) = axes.tick_labels();
+        for (k, p) in axes.points().iter().enumerate() {
+            let (r, c) = (k / 4, k % 4);
+            assert_eq!(cols[c], tick_label(p[0]), "column {c}");
+            assert_eq!(rows[r], tick_label(p[1]), "row {r}");
+        }
+        assert_eq!(cols[0], "-2.50");
+        assert_eq!(rows[0], "7.25", "the top row holds the largest z2");
     }
 
     #[test]

@@ -281,7 +281,7 @@ pub fn observations(ae: &Side, vae: &Side) -> Vec<String> {
     ));
 
     let gaps = if a.empty_cell_share > v.empty_cell_share + 0.02 {
-        "the AE leaves more holes: points decoded there lie far from every training code"
+        "the AE leaves more holes, and a point decoded in one lies far from every training code"
     } else if v.empty_cell_share > a.empty_cell_share + 0.02 {
         "here the VAE leaves more holes than the AE"
     } else {
