@@ -214,6 +214,14 @@ fn run_epochs(
             ),
         );
     }
+    let iwae = if settings.model.kind.is_variational() {
+        format!(" (IWAE with K={})", settings.iwae_samples)
+    } else {
+        String::new()
+    };
+    progress.println(&format!(
+        "encoding the data, computing the summary{iwae} and drawing the figures..."
+    ));
     progress.finish();
     report::finish_run(&session, opened, run_dir, data, &rows, figures)?;
     Ok(())
