@@ -108,4 +108,30 @@ mod tests {
         assert!(bce.is_finite());
         assert!((bce - expected).abs() < 1e-4, "{bce} vs {expected}");
     }
+
+    #[test]
+    fn bce_gradient_is_sigmoid_minus_target_over_batch() {
+        let device = Device::flex().autodiff();
+        let logits: Vec<f32> = vec![-30.0, -8.0, -2.5, -0.3, 0.0, 0.7, 3.0, 9.0, 25.0, 1.5];
+        let x: Vec<f32> = vec![0.0, 0.2, 1.0, 0.5, 0.9, 0.0, 1.0, 0.3, 1.0, 0.6];
+        let l =
+            Tensor::<2>::from_data(TensorData::new(logits.clone(), [2, 5]), &device).require_grad();
+        let t = Tensor::<2>::from_data(TensorData::new(x.clone(), [2, 5]), &device);
+        let grads = bce_with_logits(l.clone(), t).backward();
+        let g = l
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for i in 0..10 {
+            let expected = (1.0 / (1.0 + (-(logits[i] as f64)).exp()) - x[i] as f64) / 2.0;
+            assert!(
+                (g[i] as f64 - expected).abs() < 1e-6,
+                "logit {}: grad {} expected {expected}",
+                logits[i],
+                g[i]
+            );
+        }
+    }
 }
