@@ -7,19 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_parent(path);
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    place_via_temp(path, bytes, |tmp, path| fs::rename(tmp, path))
 }
 
 /// Writes `bytes` to `path` atomically, refusing to replace an existing file (a hard link
@@ -31,12 +19,22 @@ pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             "already exists",
         ));
     }
+    place_via_temp(path, bytes, |tmp, path| fs::hard_link(tmp, path))
+}
+
+/// Writes and syncs a temporary file beside `path`, then `place`s it there; the temporary
+/// file never outlives the call.
+fn place_via_temp(
+    path: &Path,
+    bytes: &[u8],
+    place: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        fs::hard_link(&tmp, path)?;
+        place(&tmp, path)?;
         sync_parent(path);
         Ok(())
     })();
