@@ -42,7 +42,6 @@ pub enum DeviceError {
 pub struct OpenedDevice {
     /// The autodiff device training runs on.
     pub device: Device,
-    pub choice: DeviceChoice,
     /// The Burn backend: "flex" or "wgpu".
     pub backend: &'static str,
     /// The adapter's own name ("llvmpipe (LLVM 15.0.6, 256 bits)", "NVIDIA H100 ..."), or the CPU's.
@@ -54,7 +53,6 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
     match choice {
         DeviceChoice::Cpu => Ok(OpenedDevice {
             device: Device::flex().autodiff(),
-            choice,
             backend: "flex",
             adapter: cpu_name(),
         }),
@@ -65,7 +63,6 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
                 .unwrap_or_else(|| "unnamed wgpu adapter".to_string());
             Ok(OpenedDevice {
                 device: device.autodiff(),
-                choice,
                 backend: "wgpu",
                 adapter,
             })

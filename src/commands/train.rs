@@ -31,7 +31,8 @@ pub fn train(args: TrainArgs) -> Result<(), AppError> {
             Some(dir) => RunTarget::Exact(dir),
             None => RunTarget::Under(args.runs_dir),
         };
-        train::train_new(settings, &target, &args.figures.options())?
+        let data = load_data(&settings)?;
+        train::train_new(settings, &data, &target, &args.figures.options())?
     };
     println!("{}", run_dir.display());
     Ok(())
@@ -39,6 +40,7 @@ pub fn train(args: TrainArgs) -> Result<(), AppError> {
 
 pub fn compare(args: CompareArgs) -> Result<(), AppError> {
     let opts = args.figures.options();
+    let mut shared_data = None;
     let (ae_dir, vae_dir) = match (&args.ae, &args.vae) {
         (Some(ae), Some(vae)) => (ae.clone(), vae.clone()),
         _ => {
@@ -55,10 +57,14 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
                 .flags
                 .settings(ModelKind::Vae)
                 .map_err(AppError::Usage)?;
-            (
-                train::train_new(ae, &target, &opts)?,
-                train::train_new(vae, &target, &opts)?,
-            )
+            // One load serves both trainings and the comparison.
+            let data = load_data(&ae)?;
+            let dirs = (
+                train::train_new(ae, &data, &target, &opts)?,
+                train::train_new(vae, &data, &target, &opts)?,
+            );
+            shared_data = Some(data);
+            dirs
         }
     };
     let ae = open_as(&ae_dir, ModelKind::Ae, "--ae")?;
@@ -73,7 +79,10 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
             sv.data_dir.display()
         )));
     }
-    let data = load_data(sa)?;
+    let data = match shared_data {
+        Some(data) => data,
+        None => load_data(sa)?,
+    };
     let out = match &args.out {
         Some(dir) => run::create_exact_dir(dir)?,
         None => run::create_new_run_dir(&args.runs_dir, "compare", sa.dataset.as_str())?,

@@ -85,13 +85,14 @@ pub fn load_data(settings: &TrainSettings) -> Result<Dataset, TrainError> {
     Ok(data)
 }
 
-/// Trains a new model and writes its run directory; returns the directory.
+/// Trains a new model on `data` (loaded from `settings` by `load_data`, or shared by the two
+/// models of a comparison) and writes its run directory; returns the directory.
 pub fn train_new(
     mut settings: TrainSettings,
+    data: &Dataset,
     target: &RunTarget,
     figures: &FigureOptions,
 ) -> Result<PathBuf, TrainError> {
-    let data = load_data(&settings)?;
     settings.model.input = data.pixels();
     let opened = device::open(settings.device)?;
     let run_dir = match target {
@@ -111,8 +112,8 @@ pub fn train_new(
     };
     run::write_json(&run_dir.join("config.json"), &config)?;
     let model = settings.model.init(settings.seed, &opened.device);
-    let session = Session::new(settings, opened.device.clone(), &data, model, adam());
-    run_epochs(session, &opened, &run_dir, &data, Vec::new(), figures)?;
+    let session = Session::new(settings, opened.device.clone(), data, model, adam());
+    run_epochs(session, &opened, &run_dir, data, Vec::new(), figures)?;
     Ok(run_dir)
 }
 

@@ -15,7 +15,6 @@ pub enum Progress {
     Lines {
         label: String,
     },
-    Silent,
 }
 
 impl Progress {
@@ -71,7 +70,6 @@ impl Progress {
                 epochs.println(format!("epoch {epoch}/{total}  {line}"));
             }
             Progress::Lines { label } => eprintln!("{label} epoch {epoch}/{total}  {line}"),
-            Progress::Silent => {}
         }
     }
 
@@ -90,7 +88,6 @@ impl Progress {
         match self {
             Progress::Bars { epochs, .. } => epochs.println(line),
             Progress::Lines { .. } => eprintln!("{line}"),
-            Progress::Silent => {}
         }
     }
 }

@@ -222,11 +222,6 @@ impl Session {
             loss: recon + s.beta * kl,
         })
     }
-
-    /// The codes of every image of a split (mu for the VAE, with sigma).
-    pub fn encode(&self, split: &DeviceSplit) -> Result<Codes, TrainError> {
-        encode_images(&self.model, &split.images, self.settings.model.latent)
-    }
 }
 
 /// Encodes `images` (`[n, pixels]`, on any device) in batches.
