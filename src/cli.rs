@@ -125,10 +125,11 @@ pub struct EncodeArgs {
 pub struct DecodeArgs {
     /// The run directory.
     pub run: PathBuf,
-    /// The latent point, as z1,z2.
-    #[arg(long, value_name = "Z1,Z2", allow_hyphen_values = true, value_parser = latent_point)]
-    pub z: LatentPoint,
-    /// The PNG file to write (it must not exist).
+    /// A latent point, as z1,z2; repeat the flag for several images.
+    #[arg(long, value_name = "Z1,Z2", allow_hyphen_values = true, value_parser = latent_point, required = true)]
+    pub z: Vec<LatentPoint>,
+    /// The file to write (it must not exist): a PNG of the images in a row, or, for a name
+    /// ending in .csv, the pixel intensities (0-1) with one row per point: z1,z2,p0,p1,...
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }

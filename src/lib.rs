@@ -11,6 +11,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod explorer;
 pub mod model;
 pub mod plot;
 pub mod report;

@@ -13,6 +13,7 @@ use crate::plot::grid::decode_points;
 use crate::plot::images::save_montage;
 use crate::report::figures::{self, RunFigures};
 use crate::report::metrics::mean_std;
+use crate::report::{ExplorerInput, write_explorer};
 use crate::run::{self, Latents, LoadedRun, RunError};
 use crate::train::load_data;
 use crate::train::session::{Codes, DeviceSplit, encode_images};
@@ -88,6 +89,17 @@ pub fn plot(args: PlotArgs) -> Result<(), AppError> {
     for path in figures::draw_all(&figs, &run.dir, &args.figures.options())? {
         println!("{}", path.display());
     }
+    let explorer = write_explorer(
+        &run.dir,
+        &data,
+        &[ExplorerInput {
+            model: &run.model,
+            kind: run.config.settings.model.kind,
+            epoch: run.epoch,
+            codes: &codes.mu,
+        }],
+    )?;
+    println!("{}", explorer.display());
     Ok(())
 }
 
@@ -112,10 +124,37 @@ pub fn encode(args: EncodeArgs) -> Result<(), AppError> {
 pub fn decode_command(args: DecodeArgs) -> Result<(), AppError> {
     refuse_existing(&args.out)?;
     let run = LoadedRun::open(&args.run)?;
-    let images = decode(&run, &[args.z.0])?;
-    save_montage(&args.out, &images, image_size(&run), 1, 8)?;
+    let points: Vec<[f64; 2]> = args.z.iter().map(|p| p.0).collect();
+    let images = decode(&run, &points)?;
+    if args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        run::write_new_file(&args.out, pixels_csv(&points, &images).as_bytes())?;
+    } else {
+        save_montage(&args.out, &images, image_size(&run), points.len(), 8)?;
+    }
     println!("{}", args.out.display());
     Ok(())
+}
+
+/// One row per point: its coordinates, then every pixel's intensity, exact to f32.
+fn pixels_csv(points: &[[f64; 2]], images: &[Vec<f32>]) -> String {
+    let pixels = images.first().map_or(0, Vec::len);
+    let mut out = String::from("z1,z2");
+    for k in 0..pixels {
+        out.push_str(&format!(",p{k}"));
+    }
+    out.push('\n');
+    for (p, img) in points.iter().zip(images) {
+        out.push_str(&format!("{},{}", p[0], p[1]));
+        for v in img {
+            out.push_str(&format!(",{v}"));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 pub fn sample(args: SampleArgs) -> Result<(), AppError> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::cli::{CompareArgs, TrainArgs};
 use crate::error::AppError;
 use crate::model::ModelKind;
-use crate::report::compare;
+use crate::report::{ExplorerInput, compare, write_explorer};
 use crate::run::{self, LoadedRun, RunConfig};
 use crate::train::{self, RunTarget, load_data};
 
@@ -90,6 +90,17 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
     let ae_side = compare::measure(&ae, &data, &opts)?;
     let vae_side = compare::measure(&vae, &data, &opts)?;
     compare::write(&ae_side, &vae_side, &data.test.labels, &out)?;
+    let sides = [(&ae, &ae_side), (&vae, &vae_side)];
+    let inputs: Vec<ExplorerInput> = sides
+        .iter()
+        .map(|(run, side)| ExplorerInput {
+            model: &run.model,
+            kind: run.config.settings.model.kind,
+            epoch: run.epoch,
+            codes: &side.codes.mu,
+        })
+        .collect();
+    write_explorer(&out, &data, &inputs)?;
     for line in compare::observations(&ae_side, &vae_side) {
         eprintln!("- {}", line.replace("**", ""));
     }

@@ -137,6 +137,40 @@ impl Decoder {
     }
 }
 
+/// One dense layer on the host, `y = x W + b`: what a decoder outside Burn (the explorer's
+/// JavaScript) needs to compute the same images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseLayer {
+    pub inputs: usize,
+    pub outputs: usize,
+    /// Row-major `[inputs, outputs]`, the layout Burn's `Linear` keeps.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+impl Decoder {
+    /// The three layers in order: relu after the first two, sigmoid of the last gives pixels.
+    pub fn dense_layers(&self) -> Result<Vec<DenseLayer>, String> {
+        [&self.hidden1, &self.hidden2, &self.output]
+            .into_iter()
+            .map(|l| {
+                let [inputs, outputs] = l.weight.dims();
+                let weight = l.weight.val().into_data().try_into_vec::<f32>();
+                let bias = match &l.bias {
+                    Some(b) => b.val().into_data().try_into_vec::<f32>(),
+                    None => Ok(vec![0.0; outputs]),
+                };
+                Ok(DenseLayer {
+                    inputs,
+                    outputs,
+                    weight: weight.map_err(|e| format!("{e:?}"))?,
+                    bias: bias.map_err(|e| format!("{e:?}"))?,
+                })
+            })
+            .collect()
+    }
+}
+
 impl AutoEncoder {
     pub fn is_variational(&self) -> bool {
         self.encoder.log_var.is_some()

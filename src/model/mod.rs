@@ -4,4 +4,4 @@ pub mod autoencoder;
 pub mod init;
 pub mod loss;
 
-pub use autoencoder::{AutoEncoder, Encoded, Losses, ModelConfig, ModelKind};
+pub use autoencoder::{AutoEncoder, DenseLayer, Encoded, Losses, ModelConfig, ModelKind};

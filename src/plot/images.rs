@@ -5,7 +5,7 @@ use std::path::Path;
 
 use image::{GrayImage, Luma};
 
-use crate::run::{RunError, write_new_atomic};
+use crate::run::{RunError, write_new_file};
 
 /// Writes `images` (each `rows * cols` values in [0, 1]) side by side, `per_row` to a row,
 /// each pixel drawn as a `scale` x `scale` block, white digits on black as in MNIST.
@@ -49,16 +49,5 @@ pub fn save_montage(
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    write_new_atomic(path, &bytes).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::AlreadyExists {
-            RunError::OutputExists {
-                path: path.to_path_buf(),
-            }
-        } else {
-            RunError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    })
+    write_new_file(path, &bytes)
 }

@@ -6,12 +6,14 @@ pub mod iwae;
 pub mod metrics;
 pub mod summary;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 use crate::data::Dataset;
 use crate::device::OpenedDevice;
+use crate::explorer;
+use crate::model::{AutoEncoder, ModelKind};
 use crate::run::{self, Latents, MetricsRow, RunError};
 use crate::train::TrainError;
 use crate::train::session::{Session, encode_images};
@@ -26,6 +28,55 @@ pub enum ReportError {
     Run(#[from] RunError),
     #[error(transparent)]
     Plot(#[from] crate::plot::PlotError),
+    #[error(transparent)]
+    Explorer(#[from] crate::explorer::ExplorerError),
+}
+
+/// One model as the explorer shows it: its weights, its kind, its epoch and its test codes.
+pub struct ExplorerInput<'a> {
+    pub model: &'a AutoEncoder,
+    pub kind: ModelKind,
+    pub epoch: usize,
+    pub codes: &'a [f32],
+}
+
+/// Writes `explorer.html` into `dir` for one model or a side-by-side pair; returns its path.
+pub fn write_explorer(
+    dir: &Path,
+    data: &Dataset,
+    models: &[ExplorerInput],
+) -> Result<PathBuf, ReportError> {
+    let path = dir.join("explorer.html");
+    let models = models
+        .iter()
+        .map(|m| {
+            let decoder =
+                m.model
+                    .decoder
+                    .dense_layers()
+                    .map_err(|reason| explorer::ExplorerError {
+                        path: path.clone(),
+                        reason,
+                    })?;
+            Ok(explorer::ExplorerModel {
+                kind: m.kind,
+                epoch: m.epoch,
+                decoder,
+                codes: m.codes,
+            })
+        })
+        .collect::<Result<Vec<_>, ReportError>>()?;
+    explorer::write(
+        &path,
+        &explorer::ExplorerPage {
+            dataset: &data.name,
+            image_size: (data.rows, data.cols),
+            labels: &data.test.labels,
+            test_images: &data.test.images,
+            models,
+        },
+    )?;
+    Ok(path)
 }
 
 /// Writes latents.csv, summary.json and the figures of a run whose epochs are all done.
@@ -107,6 +158,16 @@ pub fn finish_run(
             rows,
         };
         figures::draw_all(&run, run_dir, figures)?;
+        write_explorer(
+            run_dir,
+            data,
+            &[ExplorerInput {
+                model: &model,
+                kind: settings.model.kind,
+                epoch: run.epoch,
+                codes: &test.mu,
+            }],
+        )?;
     }
     Ok(())
 }

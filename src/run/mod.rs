@@ -43,6 +43,22 @@ pub enum RunError {
     NoCheckpoint { path: PathBuf },
 }
 
+/// Writes a new output file atomically; an existing file is refused, never replaced.
+pub fn write_new_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), RunError> {
+    write_new_atomic(path, bytes).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            RunError::OutputExists {
+                path: path.to_path_buf(),
+            }
+        } else {
+            RunError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
 impl RunError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RunError {
         let path = path.into();
