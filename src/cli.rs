@@ -266,6 +266,11 @@ pub struct TrainFlags {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Base URL to fetch a known set's missing files from (default: its public mirror;
+    /// Fashion-MNIST and KMNIST are fetched on first use, MNIST only when this is given).
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+
     /// Train on the first N training images only (quick runs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub train_limit: Option<u64>,
@@ -281,6 +286,11 @@ pub struct TrainFlags {
     /// Importance samples per test image for the VAE's log-likelihood estimate.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub iwae_samples: u64,
+
+    /// Keep the test codes every N training steps for latent_evolution.gif
+    /// [default: at the end of every epoch].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,6 +348,7 @@ impl TrainFlags {
             },
             device: self.device,
             dataset: self.dataset,
+            mirror: self.mirror.clone(),
             data_dir,
             epochs: self.epochs as usize,
             batch_size: self.batch_size as usize,
@@ -346,6 +357,7 @@ impl TrainFlags {
             seed: self.seed,
             train_limit: self.train_limit.map(|n| n as usize),
             iwae_samples: self.iwae_samples as usize,
+            snapshot_every: self.snapshot_every.map(|n| n as usize),
         })
     }
 }

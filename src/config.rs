@@ -16,6 +16,9 @@ pub struct TrainSettings {
     pub dataset: DatasetName,
     /// The folder holding the four IDX files.
     pub data_dir: PathBuf,
+    /// Where a known set's missing files are fetched from (default: the set's own mirror).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
     pub epochs: usize,
     pub batch_size: usize,
     /// Adam's learning rate.
@@ -28,4 +31,7 @@ pub struct TrainSettings {
     pub train_limit: Option<usize>,
     /// Samples per test image for the importance-weighted log-likelihood (VAE).
     pub iwae_samples: usize,
+    /// Keep the test codes every N steps; `None`: after every epoch (and before the first).
+    #[serde(default)]
+    pub snapshot_every: Option<usize>,
 }

@@ -46,9 +46,10 @@ fn train_code(e: &TrainError) -> u8 {
         TrainError::Data(_) | TrainError::Device(_) | TrainError::Settings(_) => EXIT_BAD_INPUT,
         TrainError::Run(e) | TrainError::Report(ReportError::Run(e)) => run_code(e),
         TrainError::Stopped { .. } | TrainError::Interrupted { .. } => EXIT_INTERRUPTED,
-        TrainError::Report(_) | TrainError::Diverged { .. } | TrainError::Execution(_) => {
-            EXIT_RUNTIME
-        }
+        TrainError::Report(_)
+        | TrainError::Fetch(_)
+        | TrainError::Diverged { .. }
+        | TrainError::Execution(_) => EXIT_RUNTIME,
     }
 }
 

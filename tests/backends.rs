@@ -26,6 +26,7 @@ fn settings(kind: ModelKind, device: DeviceChoice) -> TrainSettings {
         },
         device,
         dataset: DatasetName::Mnist,
+        mirror: None,
         data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
         epochs: 1,
         batch_size: 64,
@@ -34,6 +35,7 @@ fn settings(kind: ModelKind, device: DeviceChoice) -> TrainSettings {
         seed: 3,
         train_limit: Some(4096),
         iwae_samples: 1,
+        snapshot_every: None,
     }
 }
 

@@ -86,6 +86,12 @@ fn sigint_then_resume_gives_the_uninterrupted_result_bit_for_bit() {
             .collect()
     };
     assert_eq!(losses(&whole), losses(&cut));
+    // The animation's snapshots are the same too: before training and after each epoch.
+    for step in [0, 63, 126, 189] {
+        let f = format!("snapshots/step-{step:07}.csv");
+        assert_eq!(read(&whole, &f), read(&cut, &f), "{f}");
+    }
+    assert!(cut.join("latent_evolution.gif").is_file());
 }
 
 #[test]

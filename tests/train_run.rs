@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::{latentlab, read_png};
 
-fn train(model: &str, out: &Path) {
+fn train(model: &str, out: &Path, extra: &[&str]) {
     latentlab()
         .args([
             "train",
@@ -21,6 +21,7 @@ fn train(model: &str, out: &Path) {
             "10",
         ])
         .args(["--out", out.to_str().unwrap()])
+        .args(extra)
         .assert()
         .success();
 }
@@ -53,7 +54,7 @@ fn assert_figure(path: &Path, size: (u32, u32)) {
 fn a_vae_run_writes_every_promised_file() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("vae");
-    train("vae", &run);
+    train("vae", &run, &[]);
 
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
@@ -112,16 +113,65 @@ fn a_vae_run_writes_every_promised_file() {
     assert_figure(&run.join("decoded_grid.png"), (960, 975));
     assert_figure(&run.join("prior_grid.png"), (960, 975));
     assert_figure(&run.join("loss_curves.png"), (1400, 560));
+
+    // 3000 images in batches of 128: 24 steps per epoch; by default the codes are kept
+    // before training and after each epoch, and animated one frame each (+2 holding the end).
+    assert_eq!(snapshot_steps(&run), [0, 24, 48]);
+    assert_eq!(gif_frames(&run.join("latent_evolution.gif")), 3 + 2);
+    let explorer = std::fs::read_to_string(run.join("explorer.html")).unwrap();
+    assert!(explorer.contains("latentlab explorer: VAE on mnist"));
+    assert!(
+        explorer.len() < 8_000_000,
+        "explorer.html is {} bytes",
+        explorer.len()
+    );
+}
+
+fn snapshot_steps(run: &Path) -> Vec<usize> {
+    let mut steps: Vec<usize> = std::fs::read_dir(run.join("snapshots"))
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name["step-".len()..name.len() - ".csv".len()]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    steps.sort_unstable();
+    steps
+}
+
+/// Frames of a GIF, each checked to be the animation's full size and not blank.
+fn gif_frames(path: &Path) -> usize {
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options
+        .read_info(std::fs::File::open(path).unwrap())
+        .unwrap();
+    let mut n = 0;
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        let colours: std::collections::HashSet<&[u8]> = frame.buffer.chunks(4).collect();
+        assert!(
+            colours.len() > 10,
+            "frame {n} of {} is blank",
+            path.display()
+        );
+        n += 1;
+    }
+    n
 }
 
 #[test]
 fn an_ae_run_has_no_prior_grid_and_no_sigma() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("ae");
-    train("ae", &run);
+    train("ae", &run, &["--snapshot-every", "10"]);
     assert!(!run.join("prior_grid.png").exists());
     let latents = std::fs::read_to_string(run.join("latents.csv")).unwrap();
     assert!(latents.starts_with("index,label,z1,z2\n"));
     assert_figure(&run.join("loss_curves.png"), (900, 560));
     assert_figure(&run.join("decoded_grid.png"), (960, 975));
+    // --snapshot-every 10: every 10th step of the 48, and the last one.
+    assert_eq!(snapshot_steps(&run), [0, 10, 20, 30, 40, 48]);
+    assert_eq!(gif_frames(&run.join("latent_evolution.gif")), 6 + 2);
 }

@@ -45,6 +45,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         },
         device: args.device,
         dataset: DatasetName::Custom,
+        mirror: None,
         data_dir: args.data_dir.clone(),
         epochs: 1,
         batch_size: args.batch_size as usize,
@@ -53,6 +54,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         seed: 0,
         train_limit: None,
         iwae_samples: 1,
+        snapshot_every: None,
     };
     let data = load_data(&settings)?;
     let opened = device::open(args.device)?;

@@ -13,7 +13,7 @@ use crate::plot::grid::decode_points;
 use crate::plot::images::save_montage;
 use crate::report::figures::{self, RunFigures};
 use crate::report::metrics::mean_std;
-use crate::report::{ExplorerInput, write_explorer};
+use crate::report::{EvolutionInput, ExplorerInput, write_evolution, write_explorer};
 use crate::run::{self, Latents, LoadedRun, RunError};
 use crate::train::load_data;
 use crate::train::session::{Codes, DeviceSplit, encode_images};
@@ -87,6 +87,24 @@ pub fn plot(args: PlotArgs) -> Result<(), AppError> {
         rows: &rows,
     };
     for path in figures::draw_all(&figs, &run.dir, &args.figures.options())? {
+        println!("{}", path.display());
+    }
+    let steps_per_epoch = data
+        .train
+        .len()
+        .div_ceil(run.config.settings.batch_size.max(1));
+    let evolution = write_evolution(
+        &run.dir.join("latent_evolution.gif"),
+        &[EvolutionInput {
+            run_dir: &run.dir,
+            kind: run.config.settings.model.kind,
+            dataset: &data.name,
+            steps_per_epoch,
+            last_step: run.epoch * steps_per_epoch,
+        }],
+        &labels,
+    )?;
+    if let Some(path) = evolution {
         println!("{}", path.display());
     }
     let explorer = write_explorer(

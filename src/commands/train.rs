@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::cli::{CompareArgs, TrainArgs};
 use crate::error::AppError;
 use crate::model::ModelKind;
-use crate::report::{ExplorerInput, compare, write_explorer};
+use crate::report::{EvolutionInput, ExplorerInput, compare, write_evolution, write_explorer};
 use crate::run::{self, LoadedRun, RunConfig};
 use crate::train::{self, RunTarget, load_data};
 
@@ -101,6 +101,26 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
         })
         .collect();
     write_explorer(&out, &data, &inputs)?;
+    let steps_per_epoch = |run: &LoadedRun| {
+        data.train
+            .len()
+            .div_ceil(run.config.settings.batch_size.max(1))
+    };
+    let evolution: Vec<EvolutionInput> = sides
+        .iter()
+        .map(|(run, _)| EvolutionInput {
+            run_dir: &run.dir,
+            kind: run.config.settings.model.kind,
+            dataset: &data.name,
+            steps_per_epoch: steps_per_epoch(run),
+            last_step: run.epoch * steps_per_epoch(run),
+        })
+        .collect();
+    write_evolution(
+        &out.join("latent_evolution_ae_vs_vae.gif"),
+        &evolution,
+        &data.test.labels,
+    )?;
     for line in compare::observations(&ae_side, &vae_side) {
         eprintln!("- {}", line.replace("**", ""));
     }

@@ -12,22 +12,64 @@ pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
 pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
-/// A data set latentlab knows by name, with the MD5 of each decompressed file.
+/// A data set latentlab knows by name: what its files must hash to, and where to fetch them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownSet {
     pub name: &'static str,
-    /// (file name, MD5 of the decompressed file) for the four files.
-    pub md5: [(&'static str, &'static str); 4],
+    /// (file name, MD5 of the decompressed file), checked on every load; empty where the
+    /// publishers give only the checksums of their .gz files.
+    pub md5: &'static [(&'static str, &'static str)],
+    /// The public mirror the four `<name>.gz` files are fetched from.
+    pub mirror: &'static str,
+    /// (file name, MD5 of the .gz file as the mirror serves it): a fetched file must match
+    /// this or, where known, `md5` once decompressed.
+    pub gz_md5: [(&'static str, &'static str); 4],
+    /// Where the set comes from and its licence, for the folder's README.
+    pub source: &'static str,
 }
 
 pub const MNIST: KnownSet = KnownSet {
     name: "mnist",
-    md5: [
+    md5: &[
         (TRAIN_IMAGES, "6bbc9ace898e44ae57da46a324031adb"),
         (TRAIN_LABELS, "a25bea736e30d166cdddb491f175f624"),
         (TEST_IMAGES, "2646ac647ad5339dbf082846283269ea"),
         (TEST_LABELS, "27ae3e4e09519cfbb04c329615203637"),
     ],
+    mirror: "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    gz_md5: [
+        (TRAIN_IMAGES, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        (TRAIN_LABELS, "d53e105ee54ea40749a09fcbcd1e9432"),
+        (TEST_IMAGES, "9fb629c4189551a2d022fa330f9573f3"),
+        (TEST_LABELS, "ec29112dd5afa0611ce80d1b7f02629c"),
+    ],
+    source: "MNIST, Y. LeCun, C. Cortes, C. J. C. Burges; CC BY-SA 3.0",
+};
+
+pub const FASHION_MNIST: KnownSet = KnownSet {
+    name: "fashion-mnist",
+    md5: &[],
+    mirror: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    gz_md5: [
+        (TRAIN_IMAGES, "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        (TRAIN_LABELS, "25c81989df183df01b3e8a0aad5dffbe"),
+        (TEST_IMAGES, "bef4ecab320f06d8554ea6380940ec79"),
+        (TEST_LABELS, "bb300cfdad3c16e7a12a480ee83cd310"),
+    ],
+    source: "Fashion-MNIST, H. Xiao, K. Rasul, R. Vollgraf (Zalando Research); MIT licence",
+};
+
+pub const KMNIST: KnownSet = KnownSet {
+    name: "kmnist",
+    md5: &[],
+    mirror: "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+    gz_md5: [
+        (TRAIN_IMAGES, "bdb82020997e1d708af4cf47b453dcf7"),
+        (TRAIN_LABELS, "e144d726b3acfaa3e44228e80efcd344"),
+        (TEST_IMAGES, "5c965bf0a639b31b8f53240b1b52f4d7"),
+        (TEST_LABELS, "7320c461ea6c1c855c0b718fb2a4b134"),
+    ],
+    source: "Kuzushiji-MNIST, T. Clanuwat et al. (ROIS-DS CODH); CC BY-SA 4.0",
 };
 
 /// One split (train or test): images as bytes, row-major, and their labels.

@@ -1,9 +1,12 @@
 //! The data: IDX files read and checked, loaded as one MNIST-family data set.
 
 pub mod dataset;
+pub mod fetch;
 pub mod idx;
 
-pub use dataset::{DataError, Dataset, KnownSet, MNIST, Split, load_dataset};
+pub use dataset::{
+    DataError, Dataset, FASHION_MNIST, KMNIST, KnownSet, MNIST, Split, load_dataset,
+};
 
 /// The data sets `--dataset` names.
 #[derive(
@@ -13,6 +16,10 @@ pub use dataset::{DataError, Dataset, KnownSet, MNIST, Split, load_dataset};
 pub enum DatasetName {
     /// MNIST digits, bundled in data/mnist.
     Mnist,
+    /// Zalando's Fashion-MNIST (clothes), fetched into data/fashion-mnist on first use.
+    FashionMnist,
+    /// Kuzushiji-MNIST (cursive Japanese), fetched into data/kmnist on first use.
+    Kmnist,
     /// Any folder of the four standard IDX files (needs --data-dir); no checksum check.
     Custom,
 }
@@ -21,6 +28,8 @@ impl DatasetName {
     pub fn as_str(self) -> &'static str {
         match self {
             DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+            DatasetName::Kmnist => "kmnist",
             DatasetName::Custom => "custom",
         }
     }
@@ -29,6 +38,8 @@ impl DatasetName {
     pub fn known(self) -> Option<&'static KnownSet> {
         match self {
             DatasetName::Mnist => Some(&MNIST),
+            DatasetName::FashionMnist => Some(&FASHION_MNIST),
+            DatasetName::Kmnist => Some(&KMNIST),
             DatasetName::Custom => None,
         }
     }

@@ -5,6 +5,7 @@
 //! as PNG and SVG from one drawing function generic over the backend, then renamed into place.
 
 pub mod curves;
+pub mod evolution;
 pub mod grid;
 pub mod images;
 pub mod palette;
@@ -30,7 +31,7 @@ pub struct PlotError {
     pub reason: String,
 }
 
-fn register_font() {
+pub(crate) fn register_font() {
     REGISTER.call_once(|| {
         // The bytes are a valid font compiled in; a failure would only lose the text.
         let _ = plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT);

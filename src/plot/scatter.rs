@@ -81,11 +81,17 @@ pub fn draw<DB: DrawingBackend>(
     // A random drawing order, so no digit is buried under the ones drawn after it.
     let mut order: Vec<usize> = (0..data.labels.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(0));
+    // Fixed axes may leave a few codes outside (an animation's early frames); those are not
+    // drawn, rather than drawn over the axes.
+    let inside = |p: &(f64, f64)| (lo[0]..=hi[0]).contains(&p.0) && (lo[1]..=hi[1]).contains(&p.1);
     chart
-        .draw_series(order.iter().map(|&i| {
-            let p = (data.codes[2 * i] as f64, data.codes[2 * i + 1] as f64);
-            Circle::new(p, 2, palette::digit(data.labels[i]).mix(0.65).filled())
-        }))
+        .draw_series(
+            order
+                .iter()
+                .map(|&i| (i, (data.codes[2 * i] as f64, data.codes[2 * i + 1] as f64)))
+                .filter(|(_, p)| inside(p))
+                .map(|(i, p)| Circle::new(p, 2, palette::digit(data.labels[i]).mix(0.65).filled())),
+        )
         .map_err(err)?;
 
     draw_legend(&legend_area)

@@ -40,6 +40,49 @@ pub struct ExplorerInput<'a> {
     pub codes: &'a [f32],
 }
 
+/// A run whose snapshots are animated.
+pub struct EvolutionInput<'a> {
+    pub run_dir: &'a Path,
+    pub kind: ModelKind,
+    pub dataset: &'a str,
+    pub steps_per_epoch: usize,
+    /// Snapshots after this step (a later, unfinished epoch's) are left out.
+    pub last_step: usize,
+}
+
+/// Draws `path` (latent_evolution.gif) from the runs' snapshots; `None` when a run kept none
+/// (runs made before snapshots existed, or a latent size other than 2).
+pub fn write_evolution(
+    path: &Path,
+    runs: &[EvolutionInput],
+    labels: &[u8],
+) -> Result<Option<PathBuf>, ReportError> {
+    let mut frames = Vec::new();
+    for r in runs {
+        let snaps = run::snapshots::read_snapshots(r.run_dir, r.last_step)?;
+        if snaps.is_empty() {
+            return Ok(None);
+        }
+        frames.push(snaps);
+    }
+    let series: Vec<crate::plot::evolution::Series> = runs
+        .iter()
+        .zip(&frames)
+        .map(|(r, f)| {
+            let mu = if r.kind.is_variational() { " (mu)" } else { "" };
+            crate::plot::evolution::Series {
+                name: format!("{} on {}", r.kind.as_str().to_uppercase(), r.dataset),
+                axes: (format!("z1{mu}"), format!("z2{mu}")),
+                frames: f,
+                steps_per_epoch: r.steps_per_epoch,
+            }
+        })
+        .collect();
+    Ok(Some(crate::plot::evolution::save_gif(
+        path, &series, labels,
+    )?))
+}
+
 /// Writes `explorer.html` into `dir` for one model or a side-by-side pair; returns its path.
 pub fn write_explorer(
     dir: &Path,
@@ -158,6 +201,18 @@ pub fn finish_run(
             rows,
         };
         figures::draw_all(&run, run_dir, figures)?;
+        let steps_per_epoch = session.steps_per_epoch();
+        write_evolution(
+            &run_dir.join("latent_evolution.gif"),
+            &[EvolutionInput {
+                run_dir,
+                kind: settings.model.kind,
+                dataset: &data.name,
+                steps_per_epoch,
+                last_step: rows.len() * steps_per_epoch,
+            }],
+            &session.test.labels,
+        )?;
         write_explorer(
             run_dir,
             data,

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod dir;
 pub mod files;
 pub mod loaded;
+pub mod snapshots;
 
 use std::path::PathBuf;
 

@@ -15,7 +15,7 @@ use crate::device::{self, DeviceError, OpenedDevice};
 use crate::report::{self, FigureOptions, ReportError};
 use crate::run::{self, MetricsRow, RunConfig, RunError, checkpoint};
 use progress::Progress;
-use session::{Session, adam};
+use session::{Session, adam, encode_images};
 
 /// Set by the Ctrl-C / SIGTERM handler; the loop stops at the next batch.
 pub static STOP: AtomicBool = AtomicBool::new(false);
@@ -24,6 +24,8 @@ pub static STOP: AtomicBool = AtomicBool::new(false);
 pub enum TrainError {
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Fetch(#[from] crate::data::fetch::FetchError),
     #[error(transparent)]
     Device(#[from] DeviceError),
     #[error(transparent)]
@@ -72,7 +74,17 @@ pub enum RunTarget {
 }
 
 /// Loads the data set the settings name.
+///
+/// A set that is not bundled (Fashion-MNIST, KMNIST) is fetched from its mirror into its
+/// folder on first use; so is any known set when `--mirror` names where to fetch it from.
 pub fn load_data(settings: &TrainSettings) -> Result<Dataset, TrainError> {
+    if let Some(set) = settings.dataset.known() {
+        let bundled = settings.dataset == crate::data::DatasetName::Mnist;
+        let wanted = !bundled || settings.mirror.is_some();
+        if wanted && crate::data::fetch::is_incomplete(&settings.data_dir) {
+            crate::data::fetch::fetch_missing(set, &settings.data_dir, settings.mirror.as_deref())?;
+        }
+    }
     let mut data = load_dataset(
         &settings.data_dir,
         settings.dataset.as_str(),
@@ -171,8 +183,30 @@ fn run_epochs(
         opened.adapter,
         run_dir.display()
     ));
+    let steps = session.steps_per_epoch();
+    let last_step = settings.epochs * steps;
+    // The test codes for latent_evolution.gif: before training, then every N steps or at the
+    // end of every epoch, and always after the last step. Each is written before the epoch's
+    // checkpoint, so a resumed run has every snapshot up to where it continues.
+    let keep = |s: &Session, step: usize| -> Result<(), TrainError> {
+        if settings.model.latent == 2 {
+            let codes = encode_images(&s.model, &s.test.images, 2)?;
+            run::snapshots::write_snapshot(run_dir, step, &codes.mu)?;
+        }
+        Ok(())
+    };
+    let due = |step: usize| match settings.snapshot_every {
+        Some(n) => step % n == 0 || step == last_step,
+        None => step % steps == 0,
+    };
+    if first == 1 {
+        keep(&session, 0)?;
+    }
+    let mut after_step = |s: &Session, step: usize| {
+        if due(step) { keep(s, step) } else { Ok(()) }
+    };
     for epoch in first..=settings.epochs {
-        let stats = match session.train_epoch(epoch, &progress, &STOP) {
+        let stats = match session.train_epoch(epoch, &progress, &STOP, &mut after_step) {
             Err(TrainError::Interrupted { .. }) => {
                 progress.finish();
                 return Err(TrainError::Stopped {

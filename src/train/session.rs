@@ -110,7 +110,7 @@ impl Session {
         }
     }
 
-    fn steps_per_epoch(&self) -> usize {
+    pub fn steps_per_epoch(&self) -> usize {
         self.train.len().div_ceil(self.settings.batch_size)
     }
 
@@ -128,11 +128,15 @@ impl Session {
     }
 
     /// One pass over the shuffled training set; the last, partial batch is kept.
+    ///
+    /// `after_step` sees the session after every step with the run's step count so far (it
+    /// keeps snapshots); the time it takes is not counted as training time.
     pub fn train_epoch(
         &mut self,
         epoch: usize,
         progress: &Progress,
         stop: &AtomicBool,
+        after_step: &mut dyn FnMut(&Session, usize) -> Result<(), TrainError>,
     ) -> Result<EpochStats, TrainError> {
         let (seed, bs, latent) = (
             self.settings.seed,
@@ -155,6 +159,7 @@ impl Session {
         progress.start_epoch(steps);
         let mut running = Tensor::<1>::zeros([1], &self.device.clone().inner());
         let mut seen = 0usize;
+        let mut paused = std::time::Duration::ZERO;
         for step in 0..steps {
             if stop.load(Ordering::SeqCst) {
                 return Err(TrainError::Interrupted { epoch });
@@ -169,6 +174,9 @@ impl Session {
             let batch_loss = self.step(x, eps);
             running = running + batch_loss.mul_scalar((b - a) as f64);
             seen += b - a;
+            let hook = Instant::now();
+            after_step(self, (epoch - 1) * steps + step + 1)?;
+            paused += hook.elapsed();
             if (step + 1) % self.sync_every == 0 || step + 1 == steps {
                 let sum = read_scalar(running.clone())?;
                 let mean = sum / seen as f64;
@@ -179,12 +187,13 @@ impl Session {
                         loss: mean,
                     });
                 }
-                progress.update(step + 1, mean, seen as f64 / start.elapsed().as_secs_f64());
+                let busy = start.elapsed().saturating_sub(paused);
+                progress.update(step + 1, mean, seen as f64 / busy.as_secs_f64());
             }
         }
         let train_loss = read_scalar(running)? / n as f64;
         Ok(EpochStats {
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: start.elapsed().saturating_sub(paused).as_secs_f64(),
             train_loss,
         })
     }
