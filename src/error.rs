@@ -60,6 +60,7 @@ fn run_code(e: &RunError) -> u8 {
         | RunError::OutputExists { .. }
         | RunError::NotARun { .. }
         | RunError::Corrupt { .. }
-        | RunError::NoCheckpoint { .. } => EXIT_BAD_INPUT,
+        | RunError::NoCheckpoint { .. }
+        | RunError::Unwritable { .. } => EXIT_BAD_INPUT,
     }
 }

@@ -82,7 +82,7 @@ pub fn load_model(
 ) -> Result<AutoEncoder, RunError> {
     let pointer = read_pointer(run_dir)?;
     let path = folder(run_dir).join(&pointer.model_file);
-    let bytes = fs::read(&path).map_err(RunError::io(&path))?;
+    let bytes = read_checkpoint_file(&path)?;
     let record =
         ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| corrupt(&path, e))?;
     config
@@ -95,10 +95,28 @@ pub fn load_model(
 pub fn load_optimizer(run_dir: &Path, fresh: ModuleOptimizer) -> Result<ModuleOptimizer, RunError> {
     let pointer = read_pointer(run_dir)?;
     let path = folder(run_dir).join(&pointer.optimizer_file);
-    let bytes = fs::read(&path).map_err(RunError::io(&path))?;
+    let bytes = read_checkpoint_file(&path)?;
     fresh
         .from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| corrupt(&path, e))
+}
+
+/// A checkpoint file that latest.json names but that is gone is a damaged run (bad input),
+/// not a failure of the machine.
+fn read_checkpoint_file(path: &Path) -> Result<Vec<u8>, RunError> {
+    fs::read(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            RunError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "the checkpoint file is missing".into(),
+            }
+        } else {
+            RunError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
 }
 
 fn read_pointer(run_dir: &Path) -> Result<Pointer, RunError> {

@@ -12,10 +12,7 @@ use super::RunError;
 pub fn create_new_run_dir(root: &Path, model: &str, dataset: &str) -> Result<PathBuf, RunError> {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let base = format!("{model}-{dataset}-{stamp}");
-    fs::create_dir_all(root).map_err(|source| RunError::Io {
-        path: root.to_path_buf(),
-        source,
-    })?;
+    fs::create_dir_all(root).map_err(|source| unwritable(root, source))?;
     for n in 1..1000 {
         let name = if n == 1 {
             base.clone()
@@ -26,7 +23,7 @@ pub fn create_new_run_dir(root: &Path, model: &str, dataset: &str) -> Result<Pat
         match fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(source) => return Err(RunError::Io { path: dir, source }),
+            Err(source) => return Err(unwritable(&dir, source)),
         }
     }
     Err(RunError::Exists {
@@ -37,20 +34,30 @@ pub fn create_new_run_dir(root: &Path, model: &str, dataset: &str) -> Result<Pat
 /// Creates exactly `dir` (the user's `--out`), refusing one that already exists.
 pub fn create_exact_dir(dir: &Path) -> Result<PathBuf, RunError> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(|source| RunError::Io {
-            path: parent.to_path_buf(),
-            source,
-        })?;
+        fs::create_dir_all(parent).map_err(|source| unwritable(dir, source))?;
     }
     match fs::create_dir(dir) {
         Ok(()) => Ok(dir.to_path_buf()),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(RunError::Exists {
             path: dir.to_path_buf(),
         }),
-        Err(source) => Err(RunError::Io {
-            path: dir.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(unwritable(dir, source)),
+    }
+}
+
+/// A folder that cannot be made is the user's path at fault (a file in the way, no
+/// permission, a read-only disk): said as such, not as a bare OS error.
+fn unwritable(dir: &Path, source: std::io::Error) -> RunError {
+    let reason = match source.kind() {
+        ErrorKind::AlreadyExists | ErrorKind::NotADirectory => {
+            "a file is in the way of this folder".to_string()
+        }
+        ErrorKind::PermissionDenied => "no permission to write there".to_string(),
+        _ => source.to_string(),
+    };
+    RunError::Unwritable {
+        path: dir.to_path_buf(),
+        reason,
     }
 }
 

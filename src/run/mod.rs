@@ -40,6 +40,8 @@ pub enum RunError {
     NotARun { path: PathBuf },
     #[error("{path}: unreadable ({reason}); the file is corrupt or from another program")]
     Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: cannot create this folder ({reason}); choose a place you can write to")]
+    Unwritable { path: PathBuf, reason: String },
     #[error("{path}: no finished epoch to resume from (no checkpoint yet); start the run again")]
     NoCheckpoint { path: PathBuf },
 }
