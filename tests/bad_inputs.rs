@@ -286,3 +286,33 @@ fn an_output_that_cannot_be_written_is_refused() {
         stderr.trim()
     );
 }
+
+#[test]
+fn a_diverging_run_stops_with_the_epoch_the_step_and_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let out = latentlab()
+        .args([
+            "train",
+            "--model",
+            "ae",
+            "--lr",
+            "1e30",
+            "--train-limit",
+            "2000",
+        ])
+        .args(["--epochs", "2", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.trim().lines().last().unwrap();
+    assert!(last.contains("in epoch 1 at step"), "{last}");
+    assert!(
+        last.contains("training diverged; no epoch had finished"),
+        "{last}"
+    );
+    assert!(last.contains("try a smaller --lr"), "{last}");
+    assert!(!run.join("summary.json").exists() && !run.join("checkpoint").exists());
+}

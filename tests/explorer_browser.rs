@@ -54,7 +54,8 @@ impl Browser {
             std::env::temp_dir().join(format!("latentlab-chromium-{}", std::process::id()));
         let mut options = json!({
             "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1300,1000",
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1300,1000",
                 format!("--user-data-dir={}", profile.display()),
             ]
         });

@@ -34,9 +34,7 @@ pub enum TrainError {
     Report(#[from] ReportError),
     #[error("{0}")]
     Settings(String),
-    #[error(
-        "the loss became {loss} in epoch {epoch} at step {step}: training diverged; the checkpoint of the last finished epoch is kept; try a smaller --lr"
-    )]
+    #[error("{}", diverged_message(*epoch, *step, *loss))]
     Diverged {
         epoch: usize,
         step: usize,
@@ -49,6 +47,17 @@ pub enum TrainError {
     Stopped { run_dir: PathBuf, finished: usize },
     #[error("the device failed while training: {0}; --device cpu still works")]
     Execution(String),
+}
+
+fn diverged_message(epoch: usize, step: usize, loss: f64) -> String {
+    let kept = if epoch > 1 {
+        format!("the checkpoint of epoch {} is kept", epoch - 1)
+    } else {
+        "no epoch had finished, so nothing is saved".to_string()
+    };
+    format!(
+        "the loss became {loss} in epoch {epoch} at step {step}: training diverged; {kept}; try a smaller --lr"
+    )
 }
 
 fn stopped_message(run_dir: &Path, finished: usize) -> String {
