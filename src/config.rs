@@ -35,3 +35,10 @@ pub struct TrainSettings {
     #[serde(default)]
     pub snapshot_every: Option<usize>,
 }
+
+impl TrainSettings {
+    /// Optimisation steps in one epoch over `train_len` images (the last batch may be partial).
+    pub fn steps_per_epoch(&self, train_len: usize) -> usize {
+        train_len.div_ceil(self.batch_size.max(1))
+    }
+}

@@ -89,10 +89,7 @@ pub fn plot(args: PlotArgs) -> Result<(), AppError> {
     for path in figures::draw_all(&figs, &run.dir, &args.figures.options())? {
         println!("{}", path.display());
     }
-    let steps_per_epoch = data
-        .train
-        .len()
-        .div_ceil(run.config.settings.batch_size.max(1));
+    let steps_per_epoch = run.config.settings.steps_per_epoch(data.train.len());
     let evolution = write_evolution(
         &run.dir.join("latent_evolution.gif"),
         &[EvolutionInput {

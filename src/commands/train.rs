@@ -101,11 +101,7 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
         })
         .collect();
     write_explorer(&out, &data, &inputs)?;
-    let steps_per_epoch = |run: &LoadedRun| {
-        data.train
-            .len()
-            .div_ceil(run.config.settings.batch_size.max(1))
-    };
+    let steps_per_epoch = |run: &LoadedRun| run.config.settings.steps_per_epoch(data.train.len());
     let evolution: Vec<EvolutionInput> = sides
         .iter()
         .map(|(run, _)| EvolutionInput {

@@ -121,12 +121,12 @@ pub fn render(page: &ExplorerPage) -> Result<String, String> {
                 ));
             }
             let (lo, hi) = padded_range(m.codes);
-            let mu = if m.kind.is_variational() { " (mu)" } else { "" };
+            let (z1, z2) = m.kind.axis_names();
             Ok(ModelData {
                 name: m.kind.as_str().to_uppercase(),
                 kind: m.kind.as_str(),
                 epoch: m.epoch,
-                axes: [format!("z1{mu}"), format!("z2{mu}")],
+                axes: [z1, z2],
                 codes: floats(m.codes),
                 lo,
                 hi,

@@ -35,6 +35,12 @@ impl ModelKind {
     pub fn is_variational(self) -> bool {
         self == ModelKind::Vae
     }
+
+    /// Names of the latent axes in figures: the VAE's plotted codes are posterior means.
+    pub fn axis_names(self) -> (String, String) {
+        let mu = if self.is_variational() { " (mu)" } else { "" };
+        (format!("z1{mu}"), format!("z2{mu}"))
+    }
 }
 
 /// The sizes of a model; with the kind, all that is needed to rebuild it from a checkpoint.

@@ -59,18 +59,13 @@ pub fn draw_all(
     opts: &FigureOptions,
 ) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
-    let mu = if run.kind.is_variational() {
-        " (mu)"
-    } else {
-        ""
-    };
     written.extend(scatter::save(
         &dir.join("latent_scatter"),
         &ScatterData {
             codes: run.codes,
             labels: run.labels,
             title: format!("{}: test-set latent codes", run.name()),
-            axes: (format!("z1{mu}"), format!("z2{mu}")),
+            axes: run.kind.axis_names(),
         },
     )?);
 

@@ -68,14 +68,11 @@ pub fn write_evolution(
     let series: Vec<crate::plot::evolution::Series> = runs
         .iter()
         .zip(&frames)
-        .map(|(r, f)| {
-            let mu = if r.kind.is_variational() { " (mu)" } else { "" };
-            crate::plot::evolution::Series {
-                name: format!("{} on {}", r.kind.as_str().to_uppercase(), r.dataset),
-                axes: (format!("z1{mu}"), format!("z2{mu}")),
-                frames: f,
-                steps_per_epoch: r.steps_per_epoch,
-            }
+        .map(|(r, f)| crate::plot::evolution::Series {
+            name: format!("{} on {}", r.kind.as_str().to_uppercase(), r.dataset),
+            axes: r.kind.axis_names(),
+            frames: f,
+            steps_per_epoch: r.steps_per_epoch,
         })
         .collect();
     Ok(Some(crate::plot::evolution::save_gif(

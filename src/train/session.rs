@@ -111,7 +111,7 @@ impl Session {
     }
 
     pub fn steps_per_epoch(&self) -> usize {
-        self.train.len().div_ceil(self.settings.batch_size)
+        self.settings.steps_per_epoch(self.train.len())
     }
 
     /// One optimisation step (forward, loss, backward, Adam) on a batch; returns the batch's
