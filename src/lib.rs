@@ -12,6 +12,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod explorer;
+pub mod kernels;
 pub mod model;
 pub mod plot;
 pub mod report;

@@ -12,7 +12,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::init;
-use super::loss::{bce_with_logits, kl_to_standard_normal};
+use super::loss::bce_with_logits;
+use crate::kernels::{LatentSample, reparameterise};
 
 /// Which of the two models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -184,6 +185,8 @@ impl AutoEncoder {
 
     /// The training objective of a batch.
     ///
+    /// The VAE's latent step (sampling and KL) is the fused kernel of `crate::kernels`.
+    ///
     /// `eps` is the standard-normal noise of the reparameterisation, drawn by the caller so
     /// that a run is reproducible on any device; the AE ignores it. A VAE given no noise is
     /// decoded at its mean and reports no KL (the reconstruction at mu).
@@ -194,9 +197,8 @@ impl AutoEncoder {
         let Encoded { mu, log_var } = self.encoder.forward(images.clone());
         match (log_var, eps) {
             (Some(log_var), Some(eps)) => {
-                let z = mu.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
+                let LatentSample { z, kl } = reparameterise(mu, log_var, eps);
                 let recon = bce_with_logits(self.decoder.forward(z), images);
-                let kl = kl_to_standard_normal(mu, log_var);
                 let total = recon.clone() + kl.clone().mul_scalar(beta);
                 Losses {
                     recon,

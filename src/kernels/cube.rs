@@ -1,0 +1,79 @@
+//! Launching the CubeCL kernels of `shaders/reparam_kl.rs` on any cubecl runtime.
+
+#[path = "../../shaders/reparam_kl.rs"]
+mod shader;
+
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::backend::tensor::FloatTensor;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::{CubeDim, calculate_cube_count_elemwise};
+
+use super::{LatentOps, stacked_shape};
+
+impl LatentOps for CubeBackend {
+    fn reparam_kl(
+        mu: FloatTensor<Self>,
+        log_var: FloatTensor<Self>,
+        eps: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let [mu, log_var, eps] = [mu, log_var, eps].map(into_contiguous);
+        let output = like(&mu, stacked_shape(mu.meta.shape()));
+        let n = mu.meta.shape().num_elements();
+        let dtype = mu.dtype;
+        let cube_dim = CubeDim::new(&mu.client, n);
+        let cube_count = calculate_cube_count_elemwise(&mu.client, n, cube_dim);
+        shader::reparam_kl_forward::launch(
+            &output.client,
+            cube_count,
+            cube_dim,
+            mu.into_tensor_arg(),
+            log_var.into_tensor_arg(),
+            eps.into_tensor_arg(),
+            output.clone().into_tensor_arg(),
+            dtype_to_storage_type(dtype),
+        );
+        output
+    }
+
+    fn reparam_kl_backward(
+        mu: FloatTensor<Self>,
+        log_var: FloatTensor<Self>,
+        eps: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [mu, log_var, eps, grad] = [mu, log_var, eps, grad].map(into_contiguous);
+        let shape = mu.meta.shape().clone();
+        let [grad_mu, grad_log_var, grad_eps] = [(); 3].map(|_| like(&mu, shape.clone()));
+        let n = shape.num_elements();
+        let dtype = mu.dtype;
+        let cube_dim = CubeDim::new(&mu.client, n);
+        let cube_count = calculate_cube_count_elemwise(&mu.client, n, cube_dim);
+        shader::reparam_kl_backward::launch(
+            &grad_mu.client,
+            cube_count,
+            cube_dim,
+            mu.into_tensor_arg(),
+            log_var.into_tensor_arg(),
+            eps.into_tensor_arg(),
+            grad.into_tensor_arg(),
+            grad_mu.clone().into_tensor_arg(),
+            grad_log_var.clone().into_tensor_arg(),
+            grad_eps.clone().into_tensor_arg(),
+            dtype_to_storage_type(dtype),
+        );
+        (grad_mu, grad_log_var, grad_eps)
+    }
+}
+
+/// A new, uninitialised tensor on `tensor`'s device with its dtype.
+fn like(tensor: &CubeTensor, shape: burn::tensor::Shape) -> CubeTensor {
+    empty_device_dtype(
+        tensor.client.clone(),
+        tensor.device.clone(),
+        shape,
+        tensor.dtype,
+    )
+}

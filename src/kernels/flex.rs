@@ -1,0 +1,65 @@
+//! The fused latent step on the CPU backend: one pass over the coordinates, in f64.
+
+use burn::backend::Flex;
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::{DType, TensorData};
+
+use super::{LatentOps, stacked_shape};
+
+impl LatentOps for Flex {
+    fn reparam_kl(
+        mu: FloatTensor<Self>,
+        log_var: FloatTensor<Self>,
+        eps: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let dtype = mu.dtype();
+        let shape = mu.layout().shape().clone();
+        let [mu, log_var, eps] = [mu, log_var, eps].map(values);
+        let n = mu.len();
+        let mut out = vec![0.0f32; 2 * n];
+        for i in 0..n {
+            let (m, lv) = (mu[i] as f64, log_var[i] as f64);
+            out[i] = (m + (0.5 * lv).exp() * eps[i] as f64) as f32;
+            out[n + i] = (0.5 * (m * m + lv.exp() - 1.0 - lv)) as f32;
+        }
+        tensor(out, stacked_shape(&shape), dtype)
+    }
+
+    fn reparam_kl_backward(
+        mu: FloatTensor<Self>,
+        log_var: FloatTensor<Self>,
+        eps: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let dtype = mu.dtype();
+        let shape = mu.layout().shape().clone();
+        let [mu, log_var, eps, grad] = [mu, log_var, eps, grad].map(values);
+        let n = mu.len();
+        let (mut d_mu, mut d_lv, mut d_eps) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        for i in 0..n {
+            let lv = log_var[i] as f64;
+            let sigma = (0.5 * lv).exp();
+            let (dz, dkl) = (grad[i] as f64, grad[n + i] as f64);
+            d_mu[i] = (dz + dkl * mu[i] as f64) as f32;
+            d_lv[i] = (0.5 * (dz * eps[i] as f64 * sigma + dkl * (lv.exp() - 1.0))) as f32;
+            d_eps[i] = (dz * sigma) as f32;
+        }
+        (
+            tensor(d_mu, shape.clone(), dtype),
+            tensor(d_lv, shape.clone(), dtype),
+            tensor(d_eps, shape, dtype),
+        )
+    }
+}
+
+/// The values in logical (row-major) order, as f32 whatever the tensor's float type.
+fn values(t: FloatTensor<Flex>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("data converted to f32 reads back as f32")
+}
+
+fn tensor(values: Vec<f32>, shape: burn::tensor::Shape, dtype: DType) -> FloatTensor<Flex> {
+    FloatTensor::<Flex>::from_data(TensorData::new(values, shape).convert_dtype(dtype))
+}

@@ -1,0 +1,180 @@
+//! The project's own fused operations, registered with Burn as a backend extension.
+//!
+//! The VAE's latent step (reparameterisation and its KL term) is six element-wise tensor
+//! operations and as many launches and temporaries on a GPU; here it is one kernel forward and
+//! one backward (`shaders/reparam_kl.rs`). Burn's runtime `Dispatch` routes the call to:
+//! - `cube.rs`: the CubeCL kernels, on every cubecl runtime (wgpu here), queued lazily through
+//!   Fusion like any other operation;
+//! - `flex.rs`: the same arithmetic as one loop on the CPU backend;
+//! - `autodiff.rs`: the backward step that makes training use the fused kernels too.
+//!
+//! [`reparameterise_reference`] is the unfused tensor code the kernels are tested against.
+
+mod autodiff;
+mod cube;
+mod flex;
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, backend_extension};
+use burn::tensor::{Shape, Tensor};
+
+/// One fused latent step and its gradient, on every backend latentlab runs on.
+#[backend_extension(Cube, Fusion, Flex, Autodiff)]
+pub trait LatentOps: Backend {
+    /// `[2, batch, latent]`: z = mu + exp(log_var / 2) * eps, then the per-coordinate KL terms
+    /// (mu^2 + exp(log_var) - 1 - log_var) / 2.
+    #[fusion(dtype = mu, shape = stacked_shape(mu))]
+    fn reparam_kl(
+        mu: FloatTensor<Self>,
+        log_var: FloatTensor<Self>,
+        eps: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients with respect to (mu, log_var, eps), given the gradient of
+    /// [`LatentOps::reparam_kl`]'s `[2, batch, latent]` output.
+    #[fusion(meta = |mu, _log_var, _eps, _grad| (mu.clone(), mu.clone(), mu.clone()))]
+    fn reparam_kl_backward(
+        mu: FloatTensor<Self>,
+        log_var: FloatTensor<Self>,
+        eps: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// The shape of the stacked (z, kl) output for a `[batch, latent]` input.
+fn stacked_shape(latent: &Shape) -> Shape {
+    let mut dims = vec![2];
+    dims.extend(latent.iter().copied());
+    Shape::from(dims)
+}
+
+/// A latent sample and the KL of its posterior to N(0, I).
+pub struct LatentSample {
+    /// `[batch, latent]`
+    pub z: Tensor<2>,
+    /// `[1]`: summed over latent coordinates, averaged over the batch (nats per image).
+    pub kl: Tensor<1>,
+}
+
+/// The VAE's latent step through the fused kernels: z = mu + sigma * eps and the closed-form KL,
+/// differentiable on an autodiff device.
+///
+/// # Shapes
+/// - mu, log_var, eps: `[batch, latent]`
+pub fn reparameterise(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2>) -> LatentSample {
+    let [batch, latent] = mu.dims();
+    let stacked = Tensor::<3>::from_dispatch(Dispatch::reparam_kl(
+        mu.into_dispatch(),
+        log_var.into_dispatch(),
+        eps.into_dispatch(),
+    ));
+    let z = stacked.clone().narrow(0, 0, 1).reshape([batch, latent]);
+    let kl = stacked.narrow(0, 1, 1).sum().div_scalar(batch as f64);
+    LatentSample { z, kl }
+}
+
+/// The same step as plain tensor operations: what [`reparameterise`] must equal.
+pub fn reparameterise_reference(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2>) -> LatentSample {
+    let z = mu.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
+    let kl = crate::model::loss::kl_to_standard_normal(mu, log_var);
+    LatentSample { z, kl }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fused step against the unfused tensor code, forward and backward, on the CPU backend
+    //! and through wgpu (lavapipe where there is no GPU). Tolerance 1e-5, relative to the
+    //! value's size where it exceeds 1: both compute in f32 (flex's loop in f64), so they
+    //! differ by a few ulps of exp and of the KL sum.
+    use super::*;
+    use burn::tensor::{Device, DeviceKind, TensorData};
+
+    const TOLERANCE: f64 = 1e-5;
+
+    /// Inputs covering the range a VAE sees, extremes of log_var included.
+    fn inputs(batch: usize, latent: usize) -> [Vec<f32>; 3] {
+        let n = batch * latent;
+        let wave = |k: f32, scale: f32| -> Vec<f32> {
+            (0..n)
+                .map(|i| scale * ((i as f32 + 1.0) * k).sin())
+                .collect()
+        };
+        let mut log_var = wave(0.37, 4.0);
+        log_var[0] = -12.0;
+        log_var[n - 1] = 8.0;
+        [wave(0.71, 3.0), log_var, wave(1.93, 2.0)]
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
+    }
+
+    fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths");
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let bound = TOLERANCE * (w.abs() as f64).max(1.0);
+            assert!(
+                ((g - w) as f64).abs() <= bound,
+                "{what}[{i}]: fused {g}, unfused {w}"
+            );
+        }
+    }
+
+    /// Forward values and the gradients of a loss that weighs z and kl differently, so that
+    /// both halves of the backward kernel's input matter.
+    fn run(
+        device: &Device,
+        step: fn(Tensor<2>, Tensor<2>, Tensor<2>) -> LatentSample,
+        batch: usize,
+        latent: usize,
+    ) -> Vec<Vec<f32>> {
+        let [mu, log_var, eps] = inputs(batch, latent).map(|v| {
+            Tensor::<2>::from_data(TensorData::new(v, [batch, latent]), device).require_grad()
+        });
+        let weights: Vec<f32> = (0..batch * latent).map(|i| (i % 7) as f32 - 3.0).collect();
+        let weights = Tensor::<2>::from_data(TensorData::new(weights, [batch, latent]), device);
+        let sample = step(mu.clone(), log_var.clone(), eps.clone());
+        let loss = (sample.z.clone() * weights).sum() + sample.kl.clone().mul_scalar(3.0);
+        let grads = loss.backward();
+        let grad = |t: &Tensor<2>| values(t.grad(&grads).expect("tracked input has a gradient"));
+        vec![
+            values(sample.z),
+            values(sample.kl),
+            grad(&mu),
+            grad(&log_var),
+            grad(&eps),
+        ]
+    }
+
+    fn fused_matches_unfused(plain: Device) {
+        let device = plain.clone().autodiff();
+        let names = ["z", "kl", "d mu", "d log_var", "d eps"];
+        for (batch, latent) in [(1, 1), (128, 2), (333, 5)] {
+            let fused = run(&device, reparameterise, batch, latent);
+            let unfused = run(&device, reparameterise_reference, batch, latent);
+            for ((name, f), u) in names.iter().zip(&fused).zip(&unfused) {
+                assert_close(&format!("{name} at [{batch}, {latent}]"), f, u);
+            }
+        }
+        // Without autodiff (evaluation), the same forward values.
+        let [mu, log_var, eps] =
+            inputs(64, 2).map(|v| Tensor::<2>::from_data(TensorData::new(v, [64, 2]), &plain));
+        let fused = reparameterise(mu.clone(), log_var.clone(), eps.clone());
+        let unfused = reparameterise_reference(mu, log_var, eps);
+        assert_close("z (no autodiff)", &values(fused.z), &values(unfused.z));
+        assert_close("kl (no autodiff)", &values(fused.kl), &values(unfused.kl));
+    }
+
+    #[test]
+    fn fused_latent_step_matches_unfused_on_the_cpu() {
+        fused_matches_unfused(Device::flex());
+    }
+
+    #[test]
+    fn fused_latent_step_matches_unfused_through_wgpu() {
+        fused_matches_unfused(Device::wgpu(DeviceKind::DefaultDevice));
+    }
+}
