@@ -12,7 +12,8 @@ use latentlab::config::TrainSettings;
 use latentlab::data::{Dataset, DatasetName};
 use latentlab::device::{self, DeviceChoice};
 use latentlab::model::{ModelConfig, ModelKind};
-use latentlab::train::{load_data, session::losses_of_steps};
+use latentlab::train::load_data;
+use latentlab::train::session::{DeviceSplit, losses_of_steps};
 
 const STEPS: usize = 200;
 
@@ -92,4 +93,25 @@ fn wgpu_agrees_with_the_cpu_backend() {
             "{kind:?}: the wgpu loss goes down too"
         );
     }
+}
+
+/// The whole MNIST training set (188 MB as f32) is more than wgpu lets one buffer hold on
+/// lavapipe (and WebGPU's default limit); it must still go to the GPU and give the same
+/// batches there as on the CPU, rows from every block included.
+#[test]
+fn the_full_training_set_fits_on_the_gpu() {
+    let mut full = settings(ModelKind::Ae, DeviceChoice::Cpu);
+    full.train_limit = None;
+    let data = load_data(&full).unwrap();
+    assert_eq!(data.train.len(), 60_000);
+    let gpu = device::open(DeviceChoice::Gpu).unwrap().device;
+    let on_gpu = DeviceSplit::upload(&data.train, data.pixels(), &gpu);
+    let on_cpu = DeviceSplit::upload(&data.train, data.pixels(), &burn::tensor::Device::flex());
+    let index: Vec<i64> = vec![59_999, 0, 31_337, 21_400, 42_000, 7, 59_998, 30_000];
+    let read = |t: burn::Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(read(on_gpu.gather(&index)), read(on_cpu.gather(&index)));
+    assert_eq!(
+        read(on_gpu.rows(21_000..22_000)),
+        read(on_cpu.rows(21_000..22_000))
+    );
 }

@@ -71,9 +71,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
     for step in 0..total {
         // Batches are gathered before the clock starts, as in the reference.
         let idx: Vec<i64> = (0..bs).map(|i| perm[(step * bs + i) % n]).collect();
-        let idx =
-            Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(idx, [bs]), &session.device);
-        let x = session.train.images.clone().select(0, idx);
+        let x = session.train.gather(&idx);
         let eps = args.model.is_variational().then(|| {
             Tensor::<2>::from_data(TensorData::new(noise.clone(), [bs, 2]), &session.device)
         });

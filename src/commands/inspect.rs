@@ -41,7 +41,7 @@ fn codes_of(
         SplitName::Test => &data.test,
     };
     let images = DeviceSplit::upload(split, data.pixels(), &run.device);
-    let codes = encode_images(&run.model, &images.images, run.config.settings.model.latent)?;
+    let codes = encode_images(&run.model, &images, run.config.settings.model.latent)?;
     Ok((codes, images.labels))
 }
 

@@ -55,7 +55,7 @@ pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<
         reason: e.to_string(),
     })?;
     let test = DeviceSplit::upload(&data.test, data.pixels(), &run.device);
-    let codes = encode_images(&run.model, &test.images, run.config.settings.model.latent)?;
+    let codes = encode_images(&run.model, &test, run.config.settings.model.latent)?;
     let axes = GridAxes::over_codes(&codes.mu, opts.grid_range, opts.grid_size);
     let images = decode_points(&run.model, &axes.points(), &run.device).map_err(|reason| {
         ReportError::from(PlotError {

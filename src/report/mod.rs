@@ -135,8 +135,8 @@ pub fn finish_run(
     // compilation and autotuning of a dozen new tensor shapes.
     let cpu = Device::flex();
     let model = session.model.valid().to_device(&cpu);
-    let test_images = session.test.images.clone().to_device(&cpu);
-    let train_images = session.train.images.clone().inner().to_device(&cpu);
+    let test_images = session.test.to_device(&cpu);
+    let train_images = session.train.to_device(&cpu);
     let test = encode_images(&model, &test_images, latent)?;
     let train = encode_images(&model, &train_images, latent)?;
     run::write_latents(
@@ -149,8 +149,12 @@ pub fn finish_run(
         },
     )?;
     let last = rows.last();
-    let iwae =
-        iwae::iwae_log_likelihood(&model, &test_images, settings.iwae_samples, settings.seed)?;
+    let iwae = iwae::iwae_log_likelihood(
+        &model,
+        &test_images.rows(0..test_images.len()),
+        settings.iwae_samples,
+        settings.seed,
+    )?;
     let (latent_mean, latent_std) = metrics::mean_std(&test.mu, latent);
     let train_seconds: f64 = rows.iter().map(|r| r.seconds).sum();
     let summary = Summary {

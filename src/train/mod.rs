@@ -199,7 +199,7 @@ fn run_epochs(
     // checkpoint, so a resumed run has every snapshot up to where it continues.
     let keep = |s: &Session, step: usize| -> Result<(), TrainError> {
         if settings.model.latent == 2 {
-            let codes = encode_images(&s.model, &s.test.images, 2)?;
+            let codes = encode_images(&s.model, &s.test, 2)?;
             run::snapshots::write_snapshot(run_dir, step, &codes.mu)?;
         }
         Ok(())

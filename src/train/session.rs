@@ -25,17 +25,59 @@ pub fn adam() -> ModuleOptimizer {
     AdamConfig::new().with_epsilon(1e-8).init()
 }
 
-/// A split on the device: images `[n, pixels]` in [0, 1] and the labels on the host.
+/// Bytes of one image block on a GPU. wgpu caps one buffer binding (WebGPU's default
+/// `max_storage_buffer_binding_size` is 128 MiB, lavapipe's too), and the 60,000 MNIST
+/// training images are 188 MB as f32, so a split is kept there as blocks of at most this.
+const GPU_BLOCK_BYTES: usize = 64 << 20;
+
+/// A split on the device: images `[n, pixels]` in [0, 1], in row blocks, and the labels on the
+/// host. On the CPU backend there is one block (no copy limit); on a GPU, blocks of at most
+/// [`GPU_BLOCK_BYTES`]. Either way batches come out bit for bit the same.
 pub struct DeviceSplit {
-    pub images: Tensor<2>,
+    blocks: Vec<Tensor<2>>,
+    block_rows: usize,
+    pixels: usize,
+    device: Device,
     pub labels: Vec<u8>,
 }
 
 impl DeviceSplit {
     pub fn upload(split: &Split, pixels: usize, device: &Device) -> DeviceSplit {
+        let block_rows = if is_cpu(device) {
+            split.len().max(1)
+        } else {
+            (GPU_BLOCK_BYTES / (4 * pixels.max(1))).max(1)
+        };
+        Self::upload_in_blocks(split, pixels, device, block_rows)
+    }
+
+    fn upload_in_blocks(
+        split: &Split,
+        pixels: usize,
+        device: &Device,
+        block_rows: usize,
+    ) -> DeviceSplit {
+        let images = split.images_f32();
         let n = split.len();
+        let blocks = if n == 0 {
+            vec![Tensor::from_data(
+                TensorData::new(images, [0, pixels]),
+                device,
+            )]
+        } else {
+            images
+                .chunks(block_rows * pixels)
+                .map(|rows| {
+                    let data = TensorData::new(rows.to_vec(), [rows.len() / pixels, pixels]);
+                    Tensor::from_data(data, device)
+                })
+                .collect()
+        };
         DeviceSplit {
-            images: Tensor::from_data(TensorData::new(split.images_f32(), [n, pixels]), device),
+            blocks,
+            block_rows,
+            pixels,
+            device: device.clone(),
             labels: split.labels.clone(),
         }
     }
@@ -46,6 +88,98 @@ impl DeviceSplit {
 
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// Rows `a..b` as one `[b - a, pixels]` tensor.
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Tensor<2> {
+        let parts: Vec<Tensor<2>> = self
+            .blocks
+            .iter()
+            .enumerate()
+            .filter_map(|(k, block)| {
+                let start = k * self.block_rows;
+                let (a, b) = (
+                    range.start.max(start),
+                    range.end.min(start + block.dims()[0]),
+                );
+                (a < b).then(|| block.clone().slice([a - start..b - start]))
+            })
+            .collect();
+        join(parts, self.pixels, &self.device)
+    }
+
+    /// The rows at `index`, in that order, as one `[index.len(), pixels]` tensor.
+    pub fn gather(&self, index: &[i64]) -> Tensor<2> {
+        if let [block] = self.blocks.as_slice() {
+            return block
+                .clone()
+                .select(0, int_tensor(index.to_vec(), &self.device));
+        }
+        // Gather from each block, then put the rows back in the order asked for.
+        let mut parts = Vec::new();
+        let mut position = Vec::with_capacity(index.len());
+        for (k, block) in self.blocks.iter().enumerate() {
+            let start = (k * self.block_rows) as i64;
+            let end = start + block.dims()[0] as i64;
+            let mut local = Vec::new();
+            for (p, &i) in index.iter().enumerate() {
+                if (start..end).contains(&i) {
+                    local.push(i - start);
+                    position.push(p);
+                }
+            }
+            if !local.is_empty() {
+                parts.push(block.clone().select(0, int_tensor(local, &self.device)));
+            }
+        }
+        let mut inverse = vec![0i64; position.len()];
+        for (k, &p) in position.iter().enumerate() {
+            inverse[p] = k as i64;
+        }
+        join(parts, self.pixels, &self.device).select(0, int_tensor(inverse, &self.device))
+    }
+
+    /// The same split on another device (blocked as that device needs).
+    pub fn to_device(&self, device: &Device) -> DeviceSplit {
+        let all = self.rows(0..self.len()).to_device(device);
+        let block_rows = if is_cpu(device) {
+            self.len().max(1)
+        } else {
+            self.block_rows
+        };
+        let blocks = (0..self.len().div_ceil(block_rows).max(1))
+            .map(|k| {
+                let (a, b) = (k * block_rows, ((k + 1) * block_rows).min(self.len()));
+                all.clone().slice([a..b])
+            })
+            .collect();
+        DeviceSplit {
+            blocks,
+            block_rows,
+            pixels: self.pixels,
+            device: device.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+}
+
+fn is_cpu(device: &Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
+
+fn int_tensor(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
+fn join(mut parts: Vec<Tensor<2>>, pixels: usize, device: &Device) -> Tensor<2> {
+    match parts.len() {
+        0 => Tensor::zeros([0, pixels], device),
+        1 => parts.remove(0),
+        _ => Tensor::cat(parts, 0),
     }
 }
 
@@ -146,10 +280,7 @@ impl Session {
         let n = self.train.len();
         let steps = self.steps_per_epoch();
         let start = Instant::now();
-        let perm = Tensor::<1, Int>::from_data(
-            TensorData::new(rng::epoch_permutation(seed, epoch, n), [n]),
-            &self.device,
-        );
+        let perm = rng::epoch_permutation(seed, epoch, n);
         let noise = self.settings.model.kind.is_variational().then(|| {
             Tensor::<2>::from_data(
                 TensorData::new(rng::epoch_noise(seed, epoch, n, latent), [n, latent]),
@@ -165,11 +296,7 @@ impl Session {
                 return Err(TrainError::Interrupted { epoch });
             }
             let (a, b) = (step * bs, ((step + 1) * bs).min(n));
-            let x = self
-                .train
-                .images
-                .clone()
-                .select(0, perm.clone().slice([a..b]));
+            let x = self.train.gather(&perm[a..b]);
             let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
             let batch_loss = self.step(x, eps);
             running = running + batch_loss.mul_scalar((b - a) as f64);
@@ -214,7 +341,7 @@ impl Session {
         let mut kl = Tensor::<1>::zeros([1], &device);
         for a in (0..n).step_by(EVAL_BATCH) {
             let b = (a + EVAL_BATCH).min(n);
-            let x = self.test.images.clone().slice([a..b]);
+            let x = self.test.rows(a..b);
             let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
             let losses = model.losses(x, eps, s.beta);
             let w = (b - a) as f64;
@@ -236,18 +363,18 @@ impl Session {
 /// Encodes `images` (`[n, pixels]`, on any device) in batches.
 pub fn encode_images(
     model: &AutoEncoder,
-    images: &Tensor<2>,
+    images: &DeviceSplit,
     latent: usize,
 ) -> Result<Codes, TrainError> {
     let model = model.valid();
-    let n = images.dims()[0];
+    let n = images.len();
     let mut mu = Vec::with_capacity(n * latent);
     let mut sigma = model
         .is_variational()
         .then(|| Vec::with_capacity(n * latent));
     for a in (0..n).step_by(EVAL_BATCH) {
         let b = (a + EVAL_BATCH).min(n);
-        let enc = model.encoder.forward(images.clone().slice([a..b]).inner());
+        let enc = model.encoder.forward(images.rows(a..b).inner());
         mu.extend(read_vec(enc.mu)?);
         if let (Some(sigma), Some(lv)) = (sigma.as_mut(), enc.log_var) {
             sigma.extend(read_vec(lv.mul_scalar(0.5).exp())?);
@@ -313,7 +440,7 @@ pub fn losses_of_steps(
     for step in 0..steps {
         let a = (step * bs) % n.max(1);
         let b = (a + bs).min(n);
-        let x = session.train.images.clone().slice([a..b]);
+        let x = session.train.rows(a..b);
         let eps = session.settings.model.kind.is_variational().then(|| {
             let e = noise[step * bs * latent..(step * bs + (b - a)) * latent].to_vec();
             Tensor::<2>::from_data(TensorData::new(e, [b - a, latent]), &session.device)
@@ -322,4 +449,51 @@ pub fn losses_of_steps(
         losses.push(read_scalar(loss)?);
     }
     Ok(losses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_into_vec::<f32>().unwrap()
+    }
+
+    /// Ten 3-pixel images whose pixels name their row.
+    fn split() -> Split {
+        Split {
+            images: (0..10u8).flat_map(|r| [r, r, 255 - r]).collect(),
+            labels: (0..10u8).collect(),
+        }
+    }
+
+    #[test]
+    fn blocked_split_gives_the_same_batches_as_one_block() {
+        let device = Device::flex();
+        let one = DeviceSplit::upload(&split(), 3, &device);
+        for block_rows in [1, 3, 4, 10] {
+            let blocked = DeviceSplit::upload_in_blocks(&split(), 3, &device, block_rows);
+            for index in [vec![7i64, 0, 9, 3, 3, 5], vec![9], (0..10).rev().collect()] {
+                assert_eq!(
+                    values(blocked.gather(&index)),
+                    values(one.gather(&index)),
+                    "gather {index:?}, blocks of {block_rows}"
+                );
+            }
+            for range in [0..10, 2..8, 3..4, 9..10] {
+                assert_eq!(
+                    values(blocked.rows(range.clone())),
+                    values(one.rows(range.clone())),
+                    "rows {range:?}, blocks of {block_rows}"
+                );
+            }
+            let moved = blocked.to_device(&Device::flex());
+            assert_eq!(values(moved.rows(0..10)), values(one.rows(0..10)));
+        }
+        // Row 7 is [7, 7, 248] / 255.
+        assert_eq!(
+            values(one.gather(&[7])),
+            vec![7.0 / 255.0, 7.0 / 255.0, 248.0 / 255.0]
+        );
+    }
 }
