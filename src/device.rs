@@ -95,17 +95,57 @@ pub fn list_adapters() -> Result<(Vec<AdapterInfo>, String), DeviceError> {
 }
 
 /// Runs `f`, turning a panic of the graphics stack into its message, without printing it.
+///
+/// wgpu's adapter is opened on a worker thread: when that fails, the panic `f` sees is only a
+/// closed channel, so every panic message raised meanwhile is kept and the first one (the
+/// cause) is reported.
 fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    let record = Arc::clone(&seen);
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(mut seen) = record.lock() {
+            seen.push(payload_text(info.payload()));
+        }
+    }));
     let result = catch_unwind(AssertUnwindSafe(f));
     std::panic::set_hook(hook);
     result.map_err(|e| {
-        e.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "the graphics driver failed to start".to_string())
+        let first = seen.lock().ok().and_then(|s| s.first().cloned());
+        let cause = concise(&first.unwrap_or_else(|| payload_text(e.as_ref())));
+        match std::env::var("CUBECL_WGPU_DEFAULT_DEVICE") {
+            Ok(asked) => format!("{cause}; CUBECL_WGPU_DEFAULT_DEVICE={asked} asks for it"),
+            Err(_) => cause,
+        }
     })
+}
+
+/// The driver's own sentence out of cubecl's debug dump of the failure, where it has one
+/// (`AdapterUnavailable { .., message: "No Discrete GPU device found, adapters [..]" }`).
+fn concise(cause: &str) -> String {
+    let Some((_, rest)) = cause.split_once("message: \"") else {
+        return cause.to_string();
+    };
+    let end = [rest.find(", adapters"), rest.find('"')]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    // The first line only: some drivers append a backtrace or a chain of causes.
+    match text.lines().next().map(str::trim) {
+        Some(line) if !line.is_empty() => line.to_string(),
+        _ => "the graphics driver failed to start".to_string(),
+    }
 }
 
 /// The CPU's model name from /proc/cpuinfo where there is one.

@@ -3,7 +3,7 @@ use std::sync::atomic::Ordering;
 
 use clap::Parser;
 use latentlab::cli::Cli;
-use latentlab::error::EXIT_INTERRUPTED;
+use latentlab::error::{EXIT_INTERRUPTED, EXIT_RUNTIME};
 use latentlab::train::STOP;
 
 fn main() -> ExitCode {
@@ -24,11 +24,44 @@ fn main() -> ExitCode {
         }
         eprintln!("\nstopping after this batch (Ctrl-C again to quit at once)...");
     });
-    match latentlab::commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    std::panic::set_hook(Box::new(report_panic));
+    match std::panic::catch_unwind(|| latentlab::commands::run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
+        Err(_) => ExitCode::from(EXIT_RUNTIME),
+    }
+}
+
+/// A failure latentlab did not foresee (most often the GPU driver failing mid-run) as one
+/// sentence that says what is kept and what to try, instead of a backtrace; RUST_BACKTRACE=1
+/// shows Rust's own report as well.
+fn report_panic(info: &std::panic::PanicHookInfo) {
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown failure");
+    let first = message.lines().next().unwrap_or_default().trim();
+    let cause = message
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.contains("backtrace") && !l.starts_with("Asked at"))
+        .unwrap_or_default();
+    let what = if cause.is_empty() || cause == first {
+        first.to_string()
+    } else {
+        format!("{first}: {cause}")
+    };
+    eprintln!(
+        "error: latentlab stopped on an unexpected failure ({what}); the checkpoint of the last \
+         finished epoch is kept (`latentlab train --resume RUN_DIR` continues); if it happened \
+         on --device gpu, --device cpu avoids the graphics driver"
+    );
+    if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+        eprintln!("{info}\n{}", std::backtrace::Backtrace::force_capture());
     }
 }

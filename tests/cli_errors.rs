@@ -139,3 +139,54 @@ fn help_names_the_commands() {
         .success()
         .stdout(predicate::str::contains("train").and(predicate::str::contains("devices")));
 }
+
+/// No usable graphics adapter: wgpu is asked (through cubecl's own override) for a discrete
+/// GPU that this machine does not have, so the real driver stack answers "none". `train` and
+/// `devices` say so in one sentence that suggests --device cpu (exit 2, nothing written), and
+/// the CPU backend still trains under the very same environment.
+#[test]
+fn no_graphics_adapter_is_one_sentence_and_the_cpu_still_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let no_gpu = |args: &[&str]| {
+        let mut cmd = latentlab();
+        cmd.env("CUBECL_WGPU_DEFAULT_DEVICE", "DiscreteGpu(7)")
+            .args(args)
+            .arg("--out")
+            .arg(&out);
+        cmd
+    };
+    let small = [
+        "train",
+        "--model",
+        "ae",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "256",
+    ];
+    let gpu = no_gpu(&[&small[..], &["--device", "gpu"]].concat())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&gpu.stderr);
+    eprintln!("no adapter: {}", stderr.trim());
+    assert_eq!(gpu.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no graphics adapter") && stderr.contains("--device cpu"));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists(), "nothing is written");
+
+    let devices = latentlab()
+        .env("CUBECL_WGPU_DEFAULT_DEVICE", "DiscreteGpu(7)")
+        .arg("devices")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&devices.stderr);
+    assert_eq!(devices.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--device cpu"), "{stderr}");
+
+    no_gpu(&[&small[..], &["--device", "cpu"]].concat())
+        .assert()
+        .success();
+    assert!(out.join("checkpoint/latest.json").is_file());
+}

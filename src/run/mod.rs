@@ -29,7 +29,7 @@ pub enum RunError {
     Exists { path: PathBuf },
     #[error("{path}: already exists; latentlab never overwrites a file, choose another --out")]
     OutputExists { path: PathBuf },
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", describe_io(source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -44,6 +44,19 @@ pub enum RunError {
     Unwritable { path: PathBuf, reason: String },
     #[error("{path}: no finished epoch to resume from (no checkpoint yet); start the run again")]
     NoCheckpoint { path: PathBuf },
+}
+
+/// An I/O failure in words; a full disk says what was kept and how to go on.
+fn describe_io(source: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match source.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => "the disk is full (no space left \
+            on device); every file written before is whole and nothing half-written is left: \
+            free some space, then run again (`latentlab train --resume RUN_DIR` continues a \
+            training run from its last finished epoch)"
+            .to_string(),
+        _ => source.to_string(),
+    }
 }
 
 /// Writes a new output file atomically; an existing file is refused, never replaced.

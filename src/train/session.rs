@@ -139,20 +139,19 @@ impl DeviceSplit {
         join(parts, self.pixels, &self.device).select(0, int_tensor(inverse, &self.device))
     }
 
-    /// The same split on another device (blocked as that device needs).
+    /// The same split on another device: block by block, so that no buffer is ever larger on
+    /// a GPU; on the CPU the blocks are joined into one.
     pub fn to_device(&self, device: &Device) -> DeviceSplit {
-        let all = self.rows(0..self.len()).to_device(device);
-        let block_rows = if is_cpu(device) {
-            self.len().max(1)
-        } else {
-            self.block_rows
-        };
-        let blocks = (0..self.len().div_ceil(block_rows).max(1))
-            .map(|k| {
-                let (a, b) = (k * block_rows, ((k + 1) * block_rows).min(self.len()));
-                all.clone().slice([a..b])
-            })
+        let moved: Vec<Tensor<2>> = self
+            .blocks
+            .iter()
+            .map(|b| b.clone().inner().to_device(device))
             .collect();
+        let (blocks, block_rows) = if is_cpu(device) {
+            (vec![join(moved, self.pixels, device)], self.len().max(1))
+        } else {
+            (moved, self.block_rows)
+        };
         DeviceSplit {
             blocks,
             block_rows,
