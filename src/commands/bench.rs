@@ -29,6 +29,11 @@ pub struct BenchResult {
     pub p10_step_ms: f64,
     pub p90_step_ms: f64,
     pub images_per_sec: f64,
+    /// Medians of the three phases of a step, each waited for, over a second run of the same
+    /// number of steps (the waits would distort the timing of whole steps on a GPU).
+    pub median_forward_ms: f64,
+    pub median_backward_ms: f64,
+    pub median_optimizer_ms: f64,
     pub cpu: String,
     pub cores: usize,
     pub profile: &'static str,
@@ -67,18 +72,23 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
     let total = (args.warmup + args.steps) as usize;
     let perm = rng::epoch_permutation(1, 1, n);
     let noise = rng::epoch_noise(1, 1, bs, 2);
-    let mut times = Vec::with_capacity(args.steps as usize);
-    for step in 0..total {
-        // Batches are gathered before the clock starts, as in the reference.
+    let sync = |d: &burn::tensor::Device| {
+        d.sync()
+            .map_err(|e| crate::train::TrainError::Execution(format!("{e:?}")))
+    };
+    let batch = |session: &Session, step: usize| {
         let idx: Vec<i64> = (0..bs).map(|i| perm[(step * bs + i) % n]).collect();
         let x = session.train.gather(&idx);
         let eps = args.model.is_variational().then(|| {
             Tensor::<2>::from_data(TensorData::new(noise.clone(), [bs, 2]), &session.device)
         });
-        opened
-            .device
-            .sync()
-            .map_err(|e| crate::train::TrainError::Execution(format!("{e:?}")))?;
+        (x, eps)
+    };
+    let mut times = Vec::with_capacity(args.steps as usize);
+    for step in 0..total {
+        // Batches are gathered before the clock starts, as in the reference.
+        let (x, eps) = batch(&session, step);
+        sync(&opened.device)?;
         let start = Instant::now();
         let loss = session.step(x, eps);
         read_scalar(loss)?; // waits for the device
@@ -86,6 +96,27 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
+    // Where the time goes: the same steps again, waiting for the device after each phase.
+    let mut phases: [Vec<f32>; 3] = Default::default();
+    for step in total..total + args.steps as usize {
+        let (x, eps) = batch(&session, step);
+        sync(&opened.device)?;
+        let mut last = Instant::now();
+        let mut failed = None;
+        let device = opened.device.clone();
+        session.step_marked(x, eps, &mut |phase| {
+            if let Err(e) = sync(&device) {
+                failed = Some(e);
+            }
+            let now = Instant::now();
+            phases[phase as usize].push((now - last).as_secs_f64() as f32 * 1e3);
+            last = now;
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+    }
+    let [forward, backward, optimizer] = phases.map(|p| percentile(&p, 50.0));
     let times32: Vec<f32> = times.iter().map(|&t| t as f32).collect();
     let median = percentile(&times32, 50.0);
     let result = BenchResult {
@@ -100,6 +131,9 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         p10_step_ms: percentile(&times32, 10.0),
         p90_step_ms: percentile(&times32, 90.0),
         images_per_sec: bs as f64 / (median / 1e3),
+        median_forward_ms: forward,
+        median_backward_ms: backward,
+        median_optimizer_ms: optimizer,
         cpu: device::cpu_name(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         profile: if cfg!(debug_assertions) {
@@ -113,7 +147,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         println!("{}", serde_json::to_string(&result).unwrap_or_default());
     } else {
         println!(
-            "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s; {} cores of {}, {} build",
+            "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s; phases: forward+loss {:.3} ms, backward {:.3} ms, Adam {:.3} ms; {} cores of {}, {} build",
             result.model.to_uppercase(),
             result.backend,
             result.device,
@@ -123,6 +157,9 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
             result.p10_step_ms,
             result.p90_step_ms,
             result.images_per_sec,
+            result.median_forward_ms,
+            result.median_backward_ms,
+            result.median_optimizer_ms,
             result.cores,
             result.cpu,
             result.profile

@@ -1,6 +1,6 @@
-//! The backward step of the fused latent step, so that training runs the fused kernels both
-//! ways: Burn's autodiff records one node for (z, kl) and calls
-//! [`LatentOps::reparam_kl_backward`] for its gradients.
+//! The backward steps of the fused operations, so that training runs them both ways: Burn's
+//! autodiff records one node for the BCE sum and one for (z, kl), and computes their
+//! gradients here.
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -8,13 +8,14 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
+use burn::tensor::Shape;
 
-use super::LatentOps;
+use super::FusedOps;
 
 #[derive(Debug)]
 struct ReparamKlBackward;
 
-impl<B: LatentOps> Backward<B, 3> for ReparamKlBackward {
+impl<B: FusedOps> Backward<B, 3> for ReparamKlBackward {
     /// The inputs (mu, log_var, eps): a few numbers per image, cheaper kept than recomputed.
     type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
 
@@ -35,7 +36,51 @@ impl<B: LatentOps> Backward<B, 3> for ReparamKlBackward {
     }
 }
 
-impl<B: LatentOps, C: CheckpointStrategy> LatentOps for Autodiff<B, C> {
+/// The BCE's backward: the forward pass already computed d(sum)/d(logits) = sigmoid(l) - x;
+/// it is scaled by the incoming gradient. Images get -l times it where they are tracked.
+#[derive(Debug)]
+struct BceBackward;
+
+impl<B: FusedOps> Backward<B, 2> for BceBackward {
+    /// sigmoid(l) - x, and the logits where the images need a gradient.
+    type State = (FloatTensor<B>, Option<FloatTensor<B>>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [logits_node, images_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (unit_grad, logits) = ops.state;
+        // [1] -> [1, 1], so that it broadcasts over [batch, pixels].
+        let grad = B::float_reshape(grad, Shape::from(vec![1, 1]));
+        if let (Some(node), Some(logits)) = (images_node, logits) {
+            let d_images = B::float_neg(B::float_mul(logits, grad.clone()));
+            grads.register::<B>(node.id, d_images);
+        }
+        if let Some(node) = logits_node {
+            grads.register::<B>(node.id, B::float_mul(unit_grad, grad));
+        }
+    }
+}
+
+impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn bce_logits_sum(
+        logits: FloatTensor<Self>,
+        images: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let images_tracked = images.is_tracked();
+        let prep = BceBackward
+            .prepare::<C>([logits.node(), images.node()])
+            .compute_bound()
+            .stateful();
+        let (logits, images) = (logits.into_primitive(), images.into_primitive());
+        let keep_logits = images_tracked.then(|| logits.clone());
+        let (sum, unit_grad) = B::bce_logits_sum(logits, images);
+        let sum = match prep {
+            OpsKind::Tracked(prep) => prep.finish((unit_grad.clone(), keep_logits), sum),
+            OpsKind::UnTracked(prep) => prep.finish(sum),
+        };
+        (sum, FloatTensor::<Self>::new(unit_grad))
+    }
+
     fn reparam_kl(
         mu: FloatTensor<Self>,
         log_var: FloatTensor<Self>,

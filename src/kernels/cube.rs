@@ -1,19 +1,49 @@
-//! Launching the CubeCL kernels of `shaders/reparam_kl.rs` on any cubecl runtime.
+//! Launching the CubeCL kernels of `shaders/` on any cubecl runtime.
 
+#[path = "../../shaders/bce_logits.rs"]
+mod bce_shader;
 #[path = "../../shaders/reparam_kl.rs"]
 mod shader;
 
 use burn::backend::cubecl::dtype_to_storage_type;
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
+use burn::tensor::Shape;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::{CubeDim, calculate_cube_count_elemwise};
 
-use super::{LatentOps, stacked_shape};
+use super::{FusedOps, stacked_shape};
 
-impl LatentOps for CubeBackend {
+impl FusedOps for CubeBackend {
+    fn bce_logits_sum(
+        logits: FloatTensor<Self>,
+        images: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let [logits, images] = [logits, images].map(into_contiguous);
+        let shape = logits.meta.shape().clone();
+        let [terms, unit_grad] = [(); 2].map(|_| like(&logits, shape.clone()));
+        let n = shape.num_elements();
+        let dtype = logits.dtype;
+        let cube_dim = CubeDim::new(&logits.client, n);
+        let cube_count = calculate_cube_count_elemwise(&logits.client, n, cube_dim);
+        bce_shader::bce_logits_forward::launch(
+            &terms.client,
+            cube_count,
+            cube_dim,
+            logits.into_tensor_arg(),
+            images.into_tensor_arg(),
+            terms.clone().into_tensor_arg(),
+            unit_grad.clone().into_tensor_arg(),
+            dtype_to_storage_type(dtype),
+        );
+        // The sum is Burn's own reduction kernel (autotuned), flattened to one dimension.
+        let flat = Self::float_reshape(terms, Shape::from(vec![n]));
+        (Self::float_sum(flat), unit_grad)
+    }
+
     fn reparam_kl(
         mu: FloatTensor<Self>,
         log_var: FloatTensor<Self>,
@@ -69,7 +99,7 @@ impl LatentOps for CubeBackend {
 }
 
 /// A new, uninitialised tensor on `tensor`'s device with its dtype.
-fn like(tensor: &CubeTensor, shape: burn::tensor::Shape) -> CubeTensor {
+fn like(tensor: &CubeTensor, shape: Shape) -> CubeTensor {
     empty_device_dtype(
         tensor.client.clone(),
         tensor.device.clone(),

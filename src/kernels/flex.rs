@@ -1,12 +1,39 @@
-//! The fused latent step on the CPU backend: one pass over the coordinates, in f64.
+//! The fused operations on the CPU backend: one pass over the elements each.
 
 use burn::backend::Flex;
 use burn::backend::tensor::FloatTensor;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::{DType, Shape, TensorData};
 
-use super::{LatentOps, stacked_shape};
+use super::{FusedOps, stacked_shape};
 
-impl LatentOps for Flex {
+impl FusedOps for Flex {
+    fn bce_logits_sum(
+        logits: FloatTensor<Self>,
+        images: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let dtype = logits.dtype();
+        let shape = logits.layout().shape().clone();
+        let [logits, images] = [logits, images].map(values);
+        let mut unit_grad = vec![0.0f32; logits.len()];
+        let mut sum = 0.0f64;
+        // In f32 like the rest of the step (exp and log1p of f32 are the costly part); the
+        // sum in f64.
+        for ((&l, &x), g) in logits.iter().zip(&images).zip(&mut unit_grad) {
+            let e = (-l.abs()).exp();
+            sum += (l.max(0.0) - x * l + e.ln_1p()) as f64;
+            let sigmoid = if l >= 0.0 {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+            *g = sigmoid - x;
+        }
+        (
+            tensor(vec![sum as f32], Shape::from(vec![1]), dtype),
+            tensor(unit_grad, shape, dtype),
+        )
+    }
+
     fn reparam_kl(
         mu: FloatTensor<Self>,
         log_var: FloatTensor<Self>,
@@ -60,6 +87,6 @@ fn values(t: FloatTensor<Flex>) -> Vec<f32> {
         .expect("data converted to f32 reads back as f32")
 }
 
-fn tensor(values: Vec<f32>, shape: burn::tensor::Shape, dtype: DType) -> FloatTensor<Flex> {
+fn tensor(values: Vec<f32>, shape: Shape, dtype: DType) -> FloatTensor<Flex> {
     FloatTensor::<Flex>::from_data(TensorData::new(values, shape).convert_dtype(dtype))
 }

@@ -1,26 +1,43 @@
 //! The project's own fused operations, registered with Burn as a backend extension.
 //!
-//! The VAE's latent step (reparameterisation and its KL term) is six element-wise tensor
-//! operations and as many launches and temporaries on a GPU; here it is one kernel forward and
-//! one backward (`shaders/reparam_kl.rs`). Burn's runtime `Dispatch` routes the call to:
+//! - The VAE's latent step (reparameterisation and its KL term) is six element-wise tensor
+//!   operations and as many launches and temporaries on a GPU; here it is one kernel forward
+//!   and one backward (`shaders/reparam_kl.rs`).
+//! - The reconstruction loss (BCE on logits) is seven passes over every pixel of the batch
+//!   forward and as many backward, two of them through exp and log1p; here it is one pass
+//!   forward that also keeps the gradient, and one multiply backward (`shaders/bce_logits.rs`).
+//!   On the CPU this is where the time outside the matrix products went (see BENCHMARKS.md).
+//!
+//! Burn's runtime `Dispatch` routes each call to:
 //! - `cube.rs`: the CubeCL kernels, on every cubecl runtime (wgpu here), queued lazily through
 //!   Fusion like any other operation;
 //! - `flex.rs`: the same arithmetic as one loop on the CPU backend;
 //! - `autodiff.rs`: the backward step that makes training use the fused kernels too.
 //!
-//! [`reparameterise_reference`] is the unfused tensor code the kernels are tested against.
+//! [`reparameterise_reference`] and `model::loss::bce_with_logits_reference` are the unfused
+//! tensor code the kernels are tested against.
 
 mod autodiff;
 mod cube;
 mod flex;
 
+use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::tensor::{Shape, Tensor};
 
-/// One fused latent step and its gradient, on every backend latentlab runs on.
+/// The fused operations and their gradients, on every backend latentlab runs on.
 #[backend_extension(Cube, Fusion, Flex, Autodiff)]
-pub trait LatentOps: Backend {
+pub trait FusedOps: Backend {
+    /// The binary cross-entropy of `images` under Bernoulli `logits`, summed over every
+    /// element (`[1]`), and its gradient with respect to the logits, sigmoid(logits) - images
+    /// (`[batch, pixels]`, the backward pass's input).
+    #[fusion(meta = |logits, _images| (sum_spec(logits), logits.clone()))]
+    fn bce_logits_sum(
+        logits: FloatTensor<Self>,
+        images: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
     /// `[2, batch, latent]`: z = mu + exp(log_var / 2) * eps, then the per-coordinate KL terms
     /// (mu^2 + exp(log_var) - 1 - log_var) / 2.
     #[fusion(dtype = mu, shape = stacked_shape(mu))]
@@ -31,7 +48,7 @@ pub trait LatentOps: Backend {
     ) -> FloatTensor<Self>;
 
     /// The gradients with respect to (mu, log_var, eps), given the gradient of
-    /// [`LatentOps::reparam_kl`]'s `[2, batch, latent]` output.
+    /// [`FusedOps::reparam_kl`]'s `[2, batch, latent]` output.
     #[fusion(meta = |mu, _log_var, _eps, _grad| (mu.clone(), mu.clone(), mu.clone()))]
     fn reparam_kl_backward(
         mu: FloatTensor<Self>,
@@ -39,6 +56,11 @@ pub trait LatentOps: Backend {
         eps: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// A one-element tensor of `like`'s dtype.
+fn sum_spec(like: &TensorSpec) -> TensorSpec {
+    TensorSpec::new(Shape::from(vec![1]), like.dtype)
 }
 
 /// The shape of the stacked (z, kl) output for a `[batch, latent]` input.
@@ -73,6 +95,18 @@ pub fn reparameterise(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2>) -> Late
     LatentSample { z, kl }
 }
 
+/// Binary cross-entropy of `images` under Bernoulli `logits`, summed over pixels and averaged
+/// over the batch (nats per image), through the fused kernel; differentiable in the logits.
+///
+/// # Shapes
+/// - logits, images: `[batch, pixels]`
+/// - output: `[1]`
+pub fn bce_with_logits(logits: Tensor<2>, images: Tensor<2>) -> Tensor<1> {
+    let batch = logits.dims()[0] as f64;
+    let (sum, _gradient) = Dispatch::bce_logits_sum(logits.into_dispatch(), images.into_dispatch());
+    Tensor::<1>::from_dispatch(sum).div_scalar(batch)
+}
+
 /// The same step as plain tensor operations: what [`reparameterise`] must equal.
 pub fn reparameterise_reference(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2>) -> LatentSample {
     let z = mu.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
@@ -82,10 +116,10 @@ pub fn reparameterise_reference(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2
 
 #[cfg(test)]
 mod tests {
-    //! The fused step against the unfused tensor code, forward and backward, on the CPU backend
-    //! and through wgpu (lavapipe where there is no GPU). Tolerance 1e-5, relative to the
-    //! value's size where it exceeds 1: both compute in f32 (flex's loop in f64), so they
-    //! differ by a few ulps of exp and of the KL sum.
+    //! The fused operations against the unfused tensor code, forward and backward, on the CPU
+    //! backend and through wgpu (lavapipe where there is no GPU). Tolerance 1e-5, relative to
+    //! the value's size where it exceeds 1: both compute in f32 (some sums in f64), so they
+    //! differ by a few ulps of exp, log1p and of the sums.
     use super::*;
     use burn::tensor::{Device, DeviceKind, TensorData};
 
@@ -149,8 +183,50 @@ mod tests {
         ]
     }
 
+    /// The BCE value and its gradients (logits and images both tracked), for logits from -40
+    /// to 40 and pixel values in [0, 1].
+    fn bce_run(
+        device: &Device,
+        bce: fn(Tensor<2>, Tensor<2>) -> Tensor<1>,
+        batch: usize,
+        pixels: usize,
+    ) -> Vec<Vec<f32>> {
+        let n = batch * pixels;
+        let logits: Vec<f32> = (0..n)
+            .map(|i| match i % 11 {
+                0 => 40.0,
+                1 => -40.0,
+                _ => 9.0 * ((i as f32) * 0.37).sin(),
+            })
+            .collect();
+        let images: Vec<f32> = (0..n).map(|i| ((i * 7) % 256) as f32 / 255.0).collect();
+        let [l, x] = [logits, images].map(|v| {
+            Tensor::<2>::from_data(TensorData::new(v, [batch, pixels]), device).require_grad()
+        });
+        let loss = bce(l.clone(), x.clone());
+        let grads = loss.clone().mul_scalar(2.5).backward();
+        let grad = |t: &Tensor<2>| values(t.grad(&grads).expect("tracked input has a gradient"));
+        vec![values(loss), grad(&l), grad(&x)]
+    }
+
     fn fused_matches_unfused(plain: Device) {
         let device = plain.clone().autodiff();
+        for (batch, pixels) in [(1, 1), (3, 11), (128, 784)] {
+            let fused = bce_run(&device, bce_with_logits, batch, pixels);
+            let unfused = bce_run(
+                &device,
+                crate::model::loss::bce_with_logits_reference,
+                batch,
+                pixels,
+            );
+            for ((name, f), u) in ["bce", "d logits", "d images"]
+                .iter()
+                .zip(&fused)
+                .zip(&unfused)
+            {
+                assert_close(&format!("{name} at [{batch}, {pixels}]"), f, u);
+            }
+        }
         let names = ["z", "kl", "d mu", "d log_var", "d eps"];
         for (batch, latent) in [(1, 1), (128, 2), (333, 5)] {
             let fused = run(&device, reparameterise, batch, latent);
@@ -166,6 +242,14 @@ mod tests {
         let unfused = reparameterise_reference(mu, log_var, eps);
         assert_close("z (no autodiff)", &values(fused.z), &values(unfused.z));
         assert_close("kl (no autodiff)", &values(fused.kl), &values(unfused.kl));
+        let [l, x, _] =
+            inputs(64, 2).map(|v| Tensor::<2>::from_data(TensorData::new(v, [64, 2]), &plain));
+        let x = x.clamp(0.0, 1.0);
+        assert_close(
+            "bce (no autodiff)",
+            &values(bce_with_logits(l.clone(), x.clone())),
+            &values(crate::model::loss::bce_with_logits_reference(l, x)),
+        );
     }
 
     #[test]

@@ -12,8 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::init;
-use super::loss::bce_with_logits;
-use crate::kernels::{LatentSample, reparameterise};
+use crate::kernels::{LatentSample, bce_with_logits, reparameterise};
 
 /// Which of the two models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -12,7 +12,9 @@ use burn::tensor::activation::log_sigmoid;
 /// # Shapes
 /// - logits, images: `[batch, pixels]`
 /// - output: `[1]`
-pub fn bce_with_logits(logits: Tensor<2>, images: Tensor<2>) -> Tensor<1> {
+///
+/// Training uses the fused `kernels::bce_with_logits`; this is what it is tested against.
+pub fn bce_with_logits_reference(logits: Tensor<2>, images: Tensor<2>) -> Tensor<1> {
     let batch = logits.dims()[0] as f64;
     let ones_minus_x = images.neg().add_scalar(1.0);
     (logits.clone() * ones_minus_x - log_sigmoid(logits))
@@ -104,7 +106,7 @@ mod tests {
             })
             .sum::<f64>()
             / 2.0;
-        let bce = scalar(bce_with_logits(t2(logits, [2, 3]), t2(x, [2, 3])));
+        let bce = scalar(bce_with_logits_reference(t2(logits, [2, 3]), t2(x, [2, 3])));
         assert!(bce.is_finite());
         assert!((bce - expected).abs() < 1e-4, "{bce} vs {expected}");
     }
@@ -117,7 +119,7 @@ mod tests {
         let l =
             Tensor::<2>::from_data(TensorData::new(logits.clone(), [2, 5]), &device).require_grad();
         let t = Tensor::<2>::from_data(TensorData::new(x.clone(), [2, 5]), &device);
-        let grads = bce_with_logits(l.clone(), t).backward();
+        let grads = bce_with_logits_reference(l.clone(), t).backward();
         let g = l
             .grad(&grads)
             .unwrap()

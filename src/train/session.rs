@@ -182,6 +182,14 @@ fn join(mut parts: Vec<Tensor<2>>, pixels: usize, device: &Device) -> Tensor<2> 
     }
 }
 
+/// The phases of one training step, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepPhase {
+    ForwardAndLoss,
+    Backward,
+    Optimizer,
+}
+
 /// The result of one epoch of training.
 #[derive(Debug, Clone, Copy)]
 pub struct EpochStats {
@@ -253,10 +261,23 @@ impl Session {
     /// # Shapes
     /// - images: `[batch, pixels]`, eps: `[batch, latent]`
     pub fn step(&mut self, images: Tensor<2>, eps: Option<Tensor<2>>) -> Tensor<1> {
+        self.step_marked(images, eps, &mut |_| {})
+    }
+
+    /// [`Session::step`], calling `mark` after each of its three phases (`bench` times them).
+    pub fn step_marked(
+        &mut self,
+        images: Tensor<2>,
+        eps: Option<Tensor<2>>,
+        mark: &mut dyn FnMut(StepPhase),
+    ) -> Tensor<1> {
         let losses = self.model.losses(images, eps, self.settings.beta);
         let batch_loss = losses.total.clone().detach().inner();
+        mark(StepPhase::ForwardAndLoss);
         let grads = GradientsParams::from_grads(losses.total.backward(), &self.model);
+        mark(StepPhase::Backward);
         self.model = self.optim.step(self.settings.lr, self.model.clone(), grads);
+        mark(StepPhase::Optimizer);
         batch_loss
     }
 
