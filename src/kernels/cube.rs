@@ -13,7 +13,7 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
-use cubecl::{CubeDim, calculate_cube_count_elemwise};
+use cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise};
 
 use super::{FusedOps, stacked_shape};
 
@@ -27,8 +27,7 @@ impl FusedOps for CubeBackend {
         let [terms, unit_grad] = [(); 2].map(|_| like(&logits, shape.clone()));
         let n = shape.num_elements();
         let dtype = logits.dtype;
-        let cube_dim = CubeDim::new(&logits.client, n);
-        let cube_count = calculate_cube_count_elemwise(&logits.client, n, cube_dim);
+        let (cube_count, cube_dim) = one_thread_each(&logits, n);
         bce_shader::bce_logits_forward::launch(
             &terms.client,
             cube_count,
@@ -53,8 +52,7 @@ impl FusedOps for CubeBackend {
         let output = like(&mu, stacked_shape(mu.meta.shape()));
         let n = mu.meta.shape().num_elements();
         let dtype = mu.dtype;
-        let cube_dim = CubeDim::new(&mu.client, n);
-        let cube_count = calculate_cube_count_elemwise(&mu.client, n, cube_dim);
+        let (cube_count, cube_dim) = one_thread_each(&mu, n);
         shader::reparam_kl_forward::launch(
             &output.client,
             cube_count,
@@ -79,8 +77,7 @@ impl FusedOps for CubeBackend {
         let [grad_mu, grad_log_var, grad_eps] = [(); 3].map(|_| like(&mu, shape.clone()));
         let n = shape.num_elements();
         let dtype = mu.dtype;
-        let cube_dim = CubeDim::new(&mu.client, n);
-        let cube_count = calculate_cube_count_elemwise(&mu.client, n, cube_dim);
+        let (cube_count, cube_dim) = one_thread_each(&mu, n);
         shader::reparam_kl_backward::launch(
             &grad_mu.client,
             cube_count,
@@ -96,6 +93,15 @@ impl FusedOps for CubeBackend {
         );
         (grad_mu, grad_log_var, grad_eps)
     }
+}
+
+/// A launch of one thread per element for `n` elements on `tensor`'s device.
+fn one_thread_each(tensor: &CubeTensor, n: usize) -> (CubeCount, CubeDim) {
+    let cube_dim = CubeDim::new(&tensor.client, n);
+    (
+        calculate_cube_count_elemwise(&tensor.client, n, cube_dim),
+        cube_dim,
+    )
 }
 
 /// A new, uninitialised tensor on `tensor`'s device with its dtype.
