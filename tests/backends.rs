@@ -114,4 +114,10 @@ fn the_full_training_set_fits_on_the_gpu() {
         read(on_gpu.rows(21_000..22_000)),
         read(on_cpu.rows(21_000..22_000))
     );
+    // Back to the CPU as the report does after training (block by block, never joined on
+    // the GPU), and from the CPU to the GPU again.
+    let back = on_gpu.to_device(&burn::tensor::Device::flex());
+    assert_eq!(read(back.gather(&index)), read(on_cpu.gather(&index)));
+    let again = on_cpu.to_device(&gpu);
+    assert_eq!(read(again.gather(&index)), read(on_cpu.gather(&index)));
 }

@@ -43,11 +43,7 @@ pub struct DeviceSplit {
 
 impl DeviceSplit {
     pub fn upload(split: &Split, pixels: usize, device: &Device) -> DeviceSplit {
-        let block_rows = if is_cpu(device) {
-            split.len().max(1)
-        } else {
-            (GPU_BLOCK_BYTES / (4 * pixels.max(1))).max(1)
-        };
+        let block_rows = block_rows_for(device, split.len(), pixels);
         Self::upload_in_blocks(split, pixels, device, block_rows)
     }
 
@@ -92,6 +88,12 @@ impl DeviceSplit {
 
     /// Rows `a..b` as one `[b - a, pixels]` tensor.
     pub fn rows(&self, range: std::ops::Range<usize>) -> Tensor<2> {
+        self.rows_on(range, &self.device)
+    }
+
+    /// Rows `a..b` as one tensor on `device`: each block's part is moved there first and
+    /// joined there, so no buffer larger than a block is ever made on this split's device.
+    fn rows_on(&self, range: std::ops::Range<usize>, device: &Device) -> Tensor<2> {
         let parts: Vec<Tensor<2>> = self
             .blocks
             .iter()
@@ -102,10 +104,17 @@ impl DeviceSplit {
                     range.start.max(start),
                     range.end.min(start + block.dims()[0]),
                 );
-                (a < b).then(|| block.clone().slice([a - start..b - start]))
+                (a < b).then(|| {
+                    let part = block.clone().slice([a - start..b - start]);
+                    if device == &self.device {
+                        part
+                    } else {
+                        part.inner().to_device(device)
+                    }
+                })
             })
             .collect();
-        join(parts, self.pixels, &self.device)
+        join(parts, self.pixels, device)
     }
 
     /// The rows at `index`, in that order, as one `[index.len(), pixels]` tensor.
@@ -139,19 +148,13 @@ impl DeviceSplit {
         join(parts, self.pixels, &self.device).select(0, int_tensor(inverse, &self.device))
     }
 
-    /// The same split on another device: block by block, so that no buffer is ever larger on
-    /// a GPU; on the CPU the blocks are joined into one.
+    /// The same split on another device, in the blocks that device needs.
     pub fn to_device(&self, device: &Device) -> DeviceSplit {
-        let moved: Vec<Tensor<2>> = self
-            .blocks
-            .iter()
-            .map(|b| b.clone().inner().to_device(device))
+        let n = self.len();
+        let block_rows = block_rows_for(device, n, self.pixels);
+        let blocks = (0..n.div_ceil(block_rows).max(1))
+            .map(|k| self.rows_on(k * block_rows..((k + 1) * block_rows).min(n), device))
             .collect();
-        let (blocks, block_rows) = if is_cpu(device) {
-            (vec![join(moved, self.pixels, device)], self.len().max(1))
-        } else {
-            (moved, self.block_rows)
-        };
         DeviceSplit {
             blocks,
             block_rows,
@@ -159,6 +162,15 @@ impl DeviceSplit {
             device: device.clone(),
             labels: self.labels.clone(),
         }
+    }
+}
+
+/// Rows per block: all of them on the CPU backend, at most [`GPU_BLOCK_BYTES`] on a GPU.
+fn block_rows_for(device: &Device, rows: usize, pixels: usize) -> usize {
+    if is_cpu(device) {
+        rows.max(1)
+    } else {
+        (GPU_BLOCK_BYTES / (4 * pixels.max(1))).max(1)
     }
 }
 
