@@ -64,6 +64,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Time Burn's own Adam instead of latentlab's fused update (an A/B of shaders/adam.rs).
+    #[arg(long)]
+    pub burn_adam: bool,
     /// Folder of the four IDX files (the steps train on real images).
     #[arg(long, value_name = "DIR", default_value = "data/mnist")]
     pub data_dir: PathBuf,

@@ -13,7 +13,8 @@ use crate::device;
 use crate::error::AppError;
 use crate::model::ModelConfig;
 use crate::report::metrics::percentile;
-use crate::train::session::{Session, adam, read_scalar};
+use crate::train::adam::{adam, burn_adam};
+use crate::train::session::{Session, read_scalar};
 use crate::train::{load_data, rng};
 
 #[derive(Debug, Serialize)]
@@ -34,6 +35,8 @@ pub struct BenchResult {
     pub median_forward_ms: f64,
     pub median_backward_ms: f64,
     pub median_optimizer_ms: f64,
+    /// "fused adam" (latentlab's, what training uses) or "burn adam" (`--burn-adam`).
+    pub optimizer: &'static str,
     pub cpu: String,
     pub cores: usize,
     pub profile: &'static str,
@@ -66,7 +69,8 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
     let mut settings = settings;
     settings.model.input = data.pixels();
     let model = settings.model.init(0, &opened.device);
-    let mut session = Session::new(settings, opened.device.clone(), &data, model, adam());
+    let optim = if args.burn_adam { burn_adam() } else { adam() };
+    let mut session = Session::new(settings, opened.device.clone(), &data, model, optim);
 
     let (bs, n) = (args.batch_size as usize, session.train.len());
     let total = (args.warmup + args.steps) as usize;
@@ -134,6 +138,11 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         median_forward_ms: forward,
         median_backward_ms: backward,
         median_optimizer_ms: optimizer,
+        optimizer: if args.burn_adam {
+            "burn adam"
+        } else {
+            "fused adam"
+        },
         cpu: device::cpu_name(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         profile: if cfg!(debug_assertions) {
@@ -147,7 +156,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         println!("{}", serde_json::to_string(&result).unwrap_or_default());
     } else {
         println!(
-            "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s; phases: forward+loss {:.3} ms, backward {:.3} ms, Adam {:.3} ms; {} cores of {}, {} build",
+            "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {} cores of {}, {} build",
             result.model.to_uppercase(),
             result.backend,
             result.device,
@@ -159,6 +168,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
             result.images_per_sec,
             result.median_forward_ms,
             result.median_backward_ms,
+            result.optimizer,
             result.median_optimizer_ms,
             result.cores,
             result.cpu,

@@ -10,7 +10,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::Shape;
 
-use super::FusedOps;
+use super::{AdamCoefficients, FusedOps};
 
 #[derive(Debug)]
 struct ReparamKlBackward;
@@ -121,6 +121,28 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             FloatTensor::<Self>::new(a),
             FloatTensor::<Self>::new(b),
             FloatTensor::<Self>::new(c),
+        )
+    }
+
+    /// An optimiser step is never recorded: it runs on the inner backend.
+    fn adam_update(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        coefficients: AdamCoefficients,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (p, m, v) = B::adam_update(
+            param.into_primitive(),
+            grad.into_primitive(),
+            moment_1.into_primitive(),
+            moment_2.into_primitive(),
+            coefficients,
+        );
+        (
+            FloatTensor::<Self>::new(p),
+            FloatTensor::<Self>::new(m),
+            FloatTensor::<Self>::new(v),
         )
     }
 }

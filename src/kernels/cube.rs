@@ -1,5 +1,7 @@
 //! Launching the CubeCL kernels of `shaders/` on any cubecl runtime.
 
+#[path = "../../shaders/adam.rs"]
+mod adam_shader;
 #[path = "../../shaders/bce_logits.rs"]
 mod bce_shader;
 #[path = "../../shaders/reparam_kl.rs"]
@@ -13,9 +15,10 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::InputScalar;
 use cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise};
 
-use super::{FusedOps, stacked_shape};
+use super::{AdamCoefficients, FusedOps, stacked_shape};
 
 impl FusedOps for CubeBackend {
     fn bce_logits_sum(
@@ -92,6 +95,44 @@ impl FusedOps for CubeBackend {
             dtype_to_storage_type(dtype),
         );
         (grad_mu, grad_log_var, grad_eps)
+    }
+
+    fn adam_update(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        c: AdamCoefficients,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [param, grad, moment_1, moment_2] =
+            [param, grad, moment_1, moment_2].map(into_contiguous);
+        let shape = param.meta.shape().clone();
+        let [param_out, moment_1_out, moment_2_out] = [(); 3].map(|_| like(&param, shape.clone()));
+        let n = shape.num_elements();
+        let storage = dtype_to_storage_type(param.dtype);
+        let scalar = |value: f32| InputScalar::new(value, storage);
+        let (cube_count, cube_dim) = one_thread_each(&param, n);
+        adam_shader::adam_update::launch(
+            &param_out.client,
+            cube_count,
+            cube_dim,
+            param.into_tensor_arg(),
+            grad.into_tensor_arg(),
+            moment_1.into_tensor_arg(),
+            moment_2.into_tensor_arg(),
+            param_out.clone().into_tensor_arg(),
+            moment_1_out.clone().into_tensor_arg(),
+            moment_2_out.clone().into_tensor_arg(),
+            scalar(c.beta_1),
+            scalar(c.one_minus_beta_1),
+            scalar(c.beta_2),
+            scalar(c.one_minus_beta_2),
+            scalar(c.step_size),
+            scalar(c.epsilon),
+            scalar(c.lr),
+            storage,
+        );
+        (param_out, moment_1_out, moment_2_out)
     }
 }
 

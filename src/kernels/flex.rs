@@ -3,8 +3,13 @@
 use burn::backend::Flex;
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape, TensorData};
+use rayon::prelude::*;
 
-use super::{FusedOps, stacked_shape};
+use super::{AdamCoefficients, FusedOps, stacked_shape};
+
+/// Parameters per task of the parallel Adam update: large enough that a task outweighs
+/// rayon's hand-off, small enough that the 400 K-parameter layers keep both cores busy.
+const ADAM_CHUNK: usize = 1 << 15;
 
 impl FusedOps for Flex {
     fn bce_logits_sum(
@@ -76,6 +81,64 @@ impl FusedOps for Flex {
             tensor(d_lv, shape.clone(), dtype),
             tensor(d_eps, shape, dtype),
         )
+    }
+
+    fn adam_update(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        coefficients: AdamCoefficients,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        adam_in_place(param, grad, moment_1, moment_2, coefficients)
+    }
+}
+
+/// The Adam update on the CPU: in place, one pass, split over rayon's threads.
+fn adam_in_place(
+    param: FloatTensor<Flex>,
+    grad: FloatTensor<Flex>,
+    moment_1: FloatTensor<Flex>,
+    moment_2: FloatTensor<Flex>,
+    c: AdamCoefficients,
+) -> (FloatTensor<Flex>, FloatTensor<Flex>, FloatTensor<Flex>) {
+    let dtype = param.dtype();
+    let [mut param, grad, mut moment_1, mut moment_2] =
+        [param, grad, moment_1, moment_2].map(dense_f32);
+    let n = param.layout().shape().num_elements();
+    // Written in place where the tensor is not shared (copied first where it is).
+    let p = &mut param.storage_mut::<f32>()[..n];
+    let m = &mut moment_1.storage_mut::<f32>()[..n];
+    let v = &mut moment_2.storage_mut::<f32>()[..n];
+    let g = &grad.storage::<f32>()[..n];
+    p.par_chunks_mut(ADAM_CHUNK)
+        .zip(m.par_chunks_mut(ADAM_CHUNK))
+        .zip(v.par_chunks_mut(ADAM_CHUNK))
+        .zip(g.par_chunks(ADAM_CHUNK))
+        .for_each(|(((p, m), v), g)| {
+            for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+                (*p, *m, *v) = c.apply(*p, g, *m, *v);
+            }
+        });
+    let back = |t: FloatTensor<Flex>| {
+        if dtype == DType::F32 {
+            t
+        } else {
+            let shape = t.layout().shape().clone();
+            tensor(values(t), shape, dtype)
+        }
+    };
+    (back(param), back(moment_1), back(moment_2))
+}
+
+/// `t` itself when it is f32 and its elements are the start of its buffer in order, else an
+/// f32 copy that is.
+fn dense_f32(t: FloatTensor<Flex>) -> FloatTensor<Flex> {
+    if t.dtype() == DType::F32 && matches!(t.layout().contiguous_offsets(), Some((0, _))) {
+        t
+    } else {
+        let shape = t.layout().shape().clone();
+        tensor(values(t), shape, DType::F32)
     }
 }
 

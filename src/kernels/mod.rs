@@ -7,6 +7,9 @@
 //!   forward and as many backward, two of them through exp and log1p; here it is one pass
 //!   forward that also keeps the gradient, and one multiply backward (`shaders/bce_logits.rs`).
 //!   On the CPU this is where the time outside the matrix products went (see BENCHMARKS.md).
+//! - Adam's update is a dozen element-wise operations over every parameter; here it is one
+//!   pass that reads each parameter, its gradient and both moments once (`shaders/adam.rs`),
+//!   in place on the CPU. `train::adam` makes it a `burn::optim` optimiser.
 //!
 //! Burn's runtime `Dispatch` routes each call to:
 //! - `cube.rs`: the CubeCL kernels, on every cubecl runtime (wgpu here), queued lazily through
@@ -56,6 +59,81 @@ pub trait FusedOps: Backend {
         eps: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// One Adam update of a parameter tensor: (param, moment_1, moment_2) after the step, all
+    /// shaped like `param`. Not differentiable (an optimiser works outside the graph).
+    #[fusion(meta = |param, _grad, _m1, _m2, _c| (param.clone(), param.clone(), param.clone()))]
+    fn adam_update(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        coefficients: AdamCoefficients,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// The scalars of one Adam step, computed on the host in f32 exactly as `burn::optim::Adam`
+/// computes them, so that the fused update makes the same arithmetic (see `shaders/adam.rs`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamCoefficients {
+    pub beta_1: f32,
+    pub one_minus_beta_1: f32,
+    pub beta_2: f32,
+    pub one_minus_beta_2: f32,
+    /// sqrt(1 - beta_2^t) / (1 - beta_1^t): both bias corrections, multiplying m.
+    pub step_size: f32,
+    /// epsilon * sqrt(1 - beta_2^t), added to sqrt(v).
+    pub epsilon: f32,
+    pub lr: f32,
+}
+
+impl AdamCoefficients {
+    /// The coefficients of step `time` (1 for the first step).
+    pub fn new(beta_1: f32, beta_2: f32, epsilon: f32, lr: f64, time: usize) -> Self {
+        let time = time as i32;
+        let bias_correction_2 = (1.0 - beta_2.powi(time)).sqrt();
+        AdamCoefficients {
+            beta_1,
+            one_minus_beta_1: 1.0 - beta_1,
+            beta_2,
+            one_minus_beta_2: 1.0 - beta_2,
+            step_size: bias_correction_2 / (1.0 - beta_1.powi(time)),
+            epsilon: epsilon * bias_correction_2,
+            lr: lr as f32,
+        }
+    }
+
+    /// The update of one element: (param, m, v) after the step. The CPU loop calls this; the
+    /// GPU kernel spells out the same operations.
+    #[inline(always)]
+    pub fn apply(&self, param: f32, grad: f32, m: f32, v: f32) -> (f32, f32, f32) {
+        let m = m * self.beta_1 + grad * self.one_minus_beta_1;
+        let v = v * self.beta_2 + grad * grad * self.one_minus_beta_2;
+        let update = m * self.step_size / (v.sqrt() + self.epsilon);
+        (param - update * self.lr, m, v)
+    }
+}
+
+/// One Adam update through the fused kernel: (param, moment_1, moment_2) after the step.
+pub fn adam_update<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moment_1: Tensor<D>,
+    moment_2: Tensor<D>,
+    coefficients: AdamCoefficients,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let (p, m, v) = Dispatch::adam_update(
+        param.into_dispatch(),
+        grad.into_dispatch(),
+        moment_1.into_dispatch(),
+        moment_2.into_dispatch(),
+        coefficients,
+    );
+    (
+        Tensor::from_dispatch(p),
+        Tensor::from_dispatch(m),
+        Tensor::from_dispatch(v),
+    )
 }
 
 /// A one-element tensor of `like`'s dtype.

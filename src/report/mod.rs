@@ -134,7 +134,7 @@ pub fn finish_run(
     // it is the same code for every run, and it spares a software GPU (lavapipe) the kernel
     // compilation and autotuning of a dozen new tensor shapes.
     let cpu = Device::flex();
-    let model = session.model.valid().to_device(&cpu);
+    let model = session.model().valid().to_device(&cpu);
     let test_images = session.test.to_device(&cpu);
     let train_images = session.train.to_device(&cpu);
     let test = encode_images(&model, &test_images, latent)?;

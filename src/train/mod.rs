@@ -1,5 +1,6 @@
 //! Training runs: a new run or a resumed one, epoch by epoch, each epoch saved.
 
+pub mod adam;
 pub mod progress;
 pub mod rng;
 pub mod session;
@@ -14,8 +15,9 @@ use crate::data::{DataError, Dataset, load_dataset};
 use crate::device::{self, DeviceError, OpenedDevice};
 use crate::report::{self, FigureOptions, ReportError};
 use crate::run::{self, MetricsRow, RunConfig, RunError, checkpoint};
+use adam::adam;
 use progress::Progress;
-use session::{Session, adam, encode_images};
+use session::{Session, encode_images};
 
 /// Set by the Ctrl-C / SIGTERM handler; the loop stops at the next batch.
 pub static STOP: AtomicBool = AtomicBool::new(false);
@@ -199,7 +201,7 @@ fn run_epochs(
     // checkpoint, so a resumed run has every snapshot up to where it continues.
     let keep = |s: &Session, step: usize| -> Result<(), TrainError> {
         if settings.model.latent == 2 {
-            let codes = encode_images(&s.model, &s.test, 2)?;
+            let codes = encode_images(s.model(), &s.test, 2)?;
             run::snapshots::write_snapshot(run_dir, step, &codes.mu)?;
         }
         Ok(())
@@ -240,7 +242,7 @@ fn run_epochs(
         checkpoint::save(
             run_dir,
             epoch,
-            &session.model,
+            session.model(),
             &session.optim,
             settings.model.kind,
         )?;

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::TrainError;
+use super::adam::adam;
 use super::progress::Progress;
 use super::rng;
 use crate::config::TrainSettings;
@@ -19,11 +20,6 @@ use crate::model::AutoEncoder;
 
 /// Images per forward pass when evaluating or encoding (no gradients, so larger is fine).
 const EVAL_BATCH: usize = 1000;
-
-/// The Adam of the reference (PyTorch's default epsilon; Burn's default is 1e-5).
-pub fn adam() -> ModuleOptimizer {
-    AdamConfig::new().with_epsilon(1e-8).init()
-}
 
 /// Bytes of one image block on a GPU. wgpu caps one buffer binding (WebGPU's default
 /// `max_storage_buffer_binding_size` is 128 MiB, lavapipe's too), and the 60,000 MNIST
@@ -229,7 +225,9 @@ pub struct Codes {
 pub struct Session {
     pub settings: TrainSettings,
     pub device: Device,
-    pub model: AutoEncoder,
+    /// Taken out only for the optimiser's step, so that the step owns the only reference to
+    /// every weight tensor and the CPU backend updates them in place instead of copying.
+    model: Option<AutoEncoder>,
     pub optim: ModuleOptimizer,
     pub train: DeviceSplit,
     pub test: DeviceSplit,
@@ -257,10 +255,16 @@ impl Session {
             test: DeviceSplit::upload(&data.test, pixels, &device.clone().inner()),
             settings,
             device,
-            model,
+            model: Some(model),
             optim,
             sync_every,
         }
+    }
+
+    pub fn model(&self) -> &AutoEncoder {
+        self.model
+            .as_ref()
+            .expect("the model is in place between steps")
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -283,12 +287,16 @@ impl Session {
         eps: Option<Tensor<2>>,
         mark: &mut dyn FnMut(StepPhase),
     ) -> Tensor<1> {
-        let losses = self.model.losses(images, eps, self.settings.beta);
+        let losses = self.model().losses(images, eps, self.settings.beta);
         let batch_loss = losses.total.clone().detach().inner();
         mark(StepPhase::ForwardAndLoss);
-        let grads = GradientsParams::from_grads(losses.total.backward(), &self.model);
+        let grads = GradientsParams::from_grads(losses.total.backward(), self.model());
         mark(StepPhase::Backward);
-        self.model = self.optim.step(self.settings.lr, self.model.clone(), grads);
+        let model = self
+            .model
+            .take()
+            .expect("the model is in place between steps");
+        self.model = Some(self.optim.step(self.settings.lr, model, grads));
         mark(StepPhase::Optimizer);
         batch_loss
     }
@@ -359,7 +367,7 @@ impl Session {
 
     /// Test-set losses; the VAE uses one fixed noise draw per image, the same every epoch.
     pub fn evaluate(&self) -> Result<EvalMetrics, TrainError> {
-        let model = self.model.valid();
+        let model = self.model().valid();
         let s = &self.settings;
         let (n, latent) = (self.test.len(), s.model.latent);
         let device = self.device.clone().inner();
