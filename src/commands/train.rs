@@ -1,6 +1,6 @@
 //! `train` and `compare`.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::cli::{CompareArgs, TrainArgs};
 use crate::error::AppError;
@@ -124,7 +124,7 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
     Ok(())
 }
 
-fn open_as(dir: &PathBuf, kind: ModelKind, flag: &str) -> Result<LoadedRun, AppError> {
+fn open_as(dir: &Path, kind: ModelKind, flag: &str) -> Result<LoadedRun, AppError> {
     let run = LoadedRun::open(dir)?;
     if run.config.settings.model.kind != kind {
         return Err(AppError::Usage(format!(

@@ -69,12 +69,9 @@ mod tests {
 
     #[test]
     fn kl_closed_form_matches_numerical_integration() {
-        let cases = [(0.0, 1.0), (1.5, 0.3), (-2.0, 2.5), (0.3, 0.05)];
+        let cases: [(f64, f64); 4] = [(0.0, 1.0), (1.5, 0.3), (-2.0, 2.5), (0.3, 0.05)];
         let mu: Vec<f32> = cases.iter().map(|c| c.0 as f32).collect();
-        let lv: Vec<f32> = cases
-            .iter()
-            .map(|c| (2.0 * (c.1 as f64).ln()) as f32)
-            .collect();
+        let lv: Vec<f32> = cases.iter().map(|c| (2.0 * c.1.ln()) as f32).collect();
         // One image with 4 latent dimensions: the KL is the sum over dimensions.
         let kl = scalar(kl_to_standard_normal(t2(mu, [1, 4]), t2(lv, [1, 4])));
         let direct: f64 = cases.iter().map(|&(m, s)| kl_by_quadrature(m, s)).sum();

@@ -38,7 +38,8 @@ fn fixed_range(series: &Series) -> ([f64; 2], [f64; 2]) {
         }
     }
     for d in 0..2 {
-        if !(lo[d] < hi[d]) {
+        // Also when a bound is NaN (no finite code at all).
+        if lo[d].partial_cmp(&hi[d]) != Some(std::cmp::Ordering::Less) {
             (lo[d], hi[d]) = (lo[d].min(0.0) - 1.0, hi[d].max(0.0) + 1.0);
         }
         let pad = (hi[d] - lo[d]) * 0.08;
@@ -50,7 +51,7 @@ fn fixed_range(series: &Series) -> ([f64; 2], [f64; 2]) {
 
 fn frame_title(series: &Series, snap: &Snapshot) -> String {
     let epoch = snap.step as f64 / series.steps_per_epoch.max(1) as f64;
-    let epoch = if snap.step % series.steps_per_epoch.max(1) == 0 {
+    let epoch = if snap.step.is_multiple_of(series.steps_per_epoch.max(1)) {
         format!("{epoch:.0}")
     } else {
         format!("{epoch:.2}")

@@ -40,7 +40,7 @@ pub fn iwae_log_likelihood(
     for a in (0..n).step_by(per_chunk) {
         let b = (a + per_chunk).min(n);
         let m = b - a;
-        let x = images.clone().slice([a..b]);
+        let x = images.clone().slice(a..b);
         let enc = model.encoder.forward(x.clone());
         let (mu, Some(log_var)) = (enc.mu, enc.log_var) else {
             return Ok(None);

@@ -207,8 +207,8 @@ fn run_epochs(
         Ok(())
     };
     let due = |step: usize| match settings.snapshot_every {
-        Some(n) => step % n == 0 || step == last_step,
-        None => step % steps == 0,
+        Some(n) => step.is_multiple_of(n) || step == last_step,
+        None => step.is_multiple_of(steps),
     };
     if first == 1 {
         keep(&session, 0)?;

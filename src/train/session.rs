@@ -101,7 +101,7 @@ impl DeviceSplit {
                     range.end.min(start + block.dims()[0]),
                 );
                 (a < b).then(|| {
-                    let part = block.clone().slice([a - start..b - start]);
+                    let part = block.clone().slice(a - start..b - start);
                     if device == &self.device {
                         part
                     } else {
