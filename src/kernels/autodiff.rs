@@ -111,17 +111,12 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         eps: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (a, b, c) = B::reparam_kl_backward(
+        untracked::<B, C>(B::reparam_kl_backward(
             mu.into_primitive(),
             log_var.into_primitive(),
             eps.into_primitive(),
             grad.into_primitive(),
-        );
-        (
-            FloatTensor::<Self>::new(a),
-            FloatTensor::<Self>::new(b),
-            FloatTensor::<Self>::new(c),
-        )
+        ))
     }
 
     /// An optimiser step is never recorded: it runs on the inner backend.
@@ -132,17 +127,23 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         moment_2: FloatTensor<Self>,
         coefficients: AdamCoefficients,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (p, m, v) = B::adam_update(
+        untracked::<B, C>(B::adam_update(
             param.into_primitive(),
             grad.into_primitive(),
             moment_1.into_primitive(),
             moment_2.into_primitive(),
             coefficients,
-        );
-        (
-            FloatTensor::<Self>::new(p),
-            FloatTensor::<Self>::new(m),
-            FloatTensor::<Self>::new(v),
-        )
+        ))
     }
+}
+
+/// Three results of the inner backend as autodiff tensors outside the graph.
+type Triple<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+fn untracked<B: FusedOps, C: CheckpointStrategy>((a, b, c): Triple<B>) -> Triple<Autodiff<B, C>> {
+    (
+        FloatTensor::<Autodiff<B, C>>::new(a),
+        FloatTensor::<Autodiff<B, C>>::new(b),
+        FloatTensor::<Autodiff<B, C>>::new(c),
+    )
 }
