@@ -8,7 +8,6 @@ mod bce_shader;
 mod shader;
 
 use burn::backend::cubecl::dtype_to_storage_type;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::Shape;
 use burn_cubecl::CubeBackend;
@@ -41,9 +40,8 @@ impl FusedOps for CubeBackend {
             unit_grad.clone().into_tensor_arg(),
             dtype_to_storage_type(dtype),
         );
-        // The sum is Burn's own reduction kernel (autotuned), flattened to one dimension.
-        let flat = Self::float_reshape(terms, Shape::from(vec![n]));
-        (Self::float_sum(flat), unit_grad)
+        // Burn's reductions do the sum, over rows short enough for every driver.
+        (super::sum_in_stages::<Self>(terms), unit_grad)
     }
 
     fn reparam_kl(

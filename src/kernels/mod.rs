@@ -136,6 +136,64 @@ pub fn adam_update<const D: usize>(
     )
 }
 
+/// The longest row one reduction folds into one value, in [`sum_all`] and [`sum_in_stages`].
+///
+/// Mesa's software Vulkan driver (lavapipe: CI, and `--device gpu` on a machine without a
+/// GPU) ends every shader loop after 65,535 iterations, counted over all the loops of one
+/// invocation, and says nothing (`LP_MAX_TGSI_LOOP_ITERATIONS` in Mesa's gallivm). Burn's
+/// whole-tensor sum folds a long axis with one thread in one loop over vectors of 4, so there a
+/// sum of more than 262,140 floats kept only the first ones: every GPU test loss (batches of
+/// 1,000 images) and the training loss of every batch over 334 images was wrong (issue 17;
+/// the reproduction is the `lavapipe_truncates_long_loops` test below). Summing rows of this
+/// length, then the row sums, keeps every loop short on every driver; on a real GPU it is
+/// also the parallel way to sum.
+pub const SUM_ROW: usize = 1024;
+
+/// The sum of every element of `tensor`, `[1]`, in stages of rows of at most [`SUM_ROW`]
+/// elements (see there why); differentiable. Use it instead of `Tensor::sum` for anything
+/// that can exceed a few thousand elements.
+pub fn sum_all<const D: usize>(tensor: Tensor<D>) -> Tensor<1> {
+    let n = tensor.shape().num_elements();
+    let flat = tensor.reshape([n]);
+    if n <= SUM_ROW {
+        return flat.sum();
+    }
+    let rows = n / SUM_ROW;
+    let body = rows * SUM_ROW;
+    let row_sums = flat
+        .clone()
+        .slice(0..body)
+        .reshape([rows, SUM_ROW])
+        .sum_dim(1);
+    let total = sum_all(row_sums);
+    if body < n {
+        total + flat.slice(body..n).sum()
+    } else {
+        total
+    }
+}
+
+/// [`sum_all`] on a backend's own tensors, for the fused kernels' launch code.
+pub(crate) fn sum_in_stages<B: Backend>(tensor: FloatTensor<B>) -> FloatTensor<B> {
+    use burn::backend::{Slice, TensorMetadata};
+    let n = tensor.shape().num_elements();
+    let flat = B::float_reshape(tensor, Shape::from(vec![n]));
+    if n <= SUM_ROW {
+        return B::float_sum(flat);
+    }
+    let rows = n / SUM_ROW;
+    let body = rows * SUM_ROW;
+    let head = B::float_slice(flat.clone(), &[Slice::from(0..body)]);
+    let row_sums = B::float_sum_dim(B::float_reshape(head, Shape::from(vec![rows, SUM_ROW])), 1);
+    let total = sum_in_stages::<B>(row_sums);
+    if body < n {
+        let tail = B::float_slice(flat, &[Slice::from(body..n)]);
+        B::float_add(total, B::float_sum(tail))
+    } else {
+        total
+    }
+}
+
 /// A one-element tensor of `like`'s dtype.
 fn sum_spec(like: &TensorSpec) -> TensorSpec {
     TensorSpec::new(Shape::from(vec![1]), like.dtype)
@@ -169,7 +227,7 @@ pub fn reparameterise(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2>) -> Late
         eps.into_dispatch(),
     ));
     let z = stacked.clone().narrow(0, 0, 1).reshape([batch, latent]);
-    let kl = stacked.narrow(0, 1, 1).sum().div_scalar(batch as f64);
+    let kl = sum_all(stacked.narrow(0, 1, 1)).div_scalar(batch as f64);
     LatentSample { z, kl }
 }
 
@@ -338,5 +396,165 @@ mod tests {
     #[test]
     fn fused_latent_step_matches_unfused_through_wgpu() {
         fused_matches_unfused(Device::wgpu(DeviceKind::DefaultDevice));
+    }
+
+    // Sizes past every launch limit, the GPU against the CPU. Each kernel runs one thread per
+    // element; 2^24 + 1,001 elements need more than 65,535 cubes even of 256 threads, so the
+    // launch spreads them over a second grid dimension. Sentinels sit at the boundaries a
+    // launch or a loop could stop at (65,535 vectors of 4 was lavapipe's, 2^18 and 2^24
+    // elements, the last element), each large enough that losing it changes the sum by far
+    // more than the tolerance.
+    const PAST_EVERY_LIMIT: usize = (1 << 24) + 1_001;
+
+    fn gpu() -> Device {
+        Device::wgpu(DeviceKind::DefaultDevice)
+    }
+
+    fn sentinels(n: usize) -> Vec<usize> {
+        [0, 65_535, 262_139, 262_140, 262_143, 262_144, 1 << 24, n - 1]
+            .into_iter()
+            .filter(|&i| i < n)
+            .collect()
+    }
+
+    fn sum_f64(v: &[f32]) -> f64 {
+        v.iter().map(|&x| x as f64).sum()
+    }
+
+    fn assert_sum(what: &str, got: f32, want: f64, relative: f64) {
+        assert!(
+            (got as f64 - want).abs() <= relative * want.abs().max(1.0),
+            "{what}: got {got}, want {want}"
+        );
+    }
+
+    /// `sum_all` counts every element, wherever it sits, on both devices: zeros with ones at
+    /// the sentinels sum exactly to their count.
+    #[test]
+    fn sum_all_counts_every_element_on_both_devices() {
+        for device in [Device::flex(), gpu()] {
+            for n in [
+                1,
+                1_023,
+                1_024,
+                1_025,
+                262_141,
+                262_145,
+                401_408,
+                784_000,
+                PAST_EVERY_LIMIT,
+            ] {
+                let mut v = vec![0.0f32; n];
+                let marks = sentinels(n);
+                for &i in &marks {
+                    v[i] = 1.0;
+                }
+                let t = Tensor::<1>::from_data(TensorData::new(v, [n]), &device);
+                let got = values(sum_all(t))[0];
+                assert_eq!(got, marks.len() as f32, "{n} elements on {device:?}");
+            }
+            // A 2-D tensor of non-integers: the sum of rows of 1,024, then of the row sums,
+            // against a sum in f64.
+            let (rows, cols) = (1_000, 784);
+            let v: Vec<f32> = (0..rows * cols)
+                .map(|i| ((i as f32) * 0.013).sin() + 1.5)
+                .collect();
+            let want = sum_f64(&v);
+            let t = Tensor::<2>::from_data(TensorData::new(v, [rows, cols]), &device);
+            assert_sum("[1000, 784] sum", values(sum_all(t))[0], want, 1e-6);
+        }
+    }
+
+    /// BCE inputs of `batch` images of 784 pixels with a sentinel loss of ~30 nats at each
+    /// sentinel (logit 30 for a black pixel), ~0.5 elsewhere.
+    fn bce_inputs(batch: usize) -> (Vec<f32>, Vec<f32>) {
+        let n = batch * 784;
+        let mut logits: Vec<f32> = (0..n).map(|i| 2.0 * ((i as f32) * 0.61).sin()).collect();
+        let mut images: Vec<f32> = (0..n).map(|i| ((i * 7) % 256) as f32 / 255.0).collect();
+        for i in sentinels(n) {
+            logits[i] = 30.0;
+            images[i] = 0.0;
+        }
+        (logits, images)
+    }
+
+    /// The fused BCE on the GPU against the same kernel on the CPU at the batch sizes training
+    /// and evaluation use and past every launch limit: the loss (a sentinel lost would move
+    /// it by 30 nats over the batch), and sigmoid(l) - x element by element (an element the
+    /// kernel skipped would hold whatever the fresh buffer held).
+    #[test]
+    fn fused_bce_on_the_gpu_matches_the_cpu_at_every_size() {
+        for batch in [128, 512, 1_000, PAST_EVERY_LIMIT.div_ceil(784)] {
+            let (logits, images) = bce_inputs(batch);
+            let run = |device: &Device| {
+                let [l, x] = [logits.clone(), images.clone()]
+                    .map(|v| Tensor::<2>::from_data(TensorData::new(v, [batch, 784]), device));
+                let (sum, unit_grad) = Dispatch::bce_logits_sum(l.into_dispatch(), x.into_dispatch());
+                (
+                    values(Tensor::<1>::from_dispatch(sum))[0],
+                    values(Tensor::<2>::from_dispatch(unit_grad)),
+                )
+            };
+            let (cpu_sum, cpu_grad) = run(&Device::flex());
+            let (gpu_sum, gpu_grad) = run(&gpu());
+            assert_sum(&format!("BCE sum at batch {batch}"), gpu_sum, cpu_sum as f64, 1e-5);
+            assert_close(&format!("sigmoid(l) - x at batch {batch}"), &gpu_grad, &cpu_grad);
+        }
+    }
+
+    /// The training path (autodiff through the fused BCE) at batch 512 and 1,000, past the
+    /// sizes lavapipe's loop limit cut: loss and both input gradients equal on both devices.
+    #[test]
+    fn fused_bce_with_gradients_matches_the_cpu_past_lavapipe_limits() {
+        for batch in [512, 1_000] {
+            let on = |device: Device| bce_run(&device.autodiff(), bce_with_logits, batch, 784);
+            let (cpu, gpu) = (on(Device::flex()), on(gpu()));
+            for ((name, g), c) in ["bce", "d logits", "d images"].iter().zip(&gpu).zip(&cpu) {
+                assert_close(&format!("{name} at batch {batch}"), g, c);
+            }
+        }
+    }
+
+    /// The latent step past 65,535 cubes (2^23 + 7 elements: more than 65,535 cubes of up to
+    /// 128 threads; its `[2, n]` output must stay under wgpu's 128 MiB binding), and at the
+    /// sizes a VAE uses, on the GPU against the CPU, element by element.
+    #[test]
+    fn fused_latent_step_on_the_gpu_matches_the_cpu_at_every_size() {
+        for (batch, latent) in [(1_000, 2), (60_000, 2), ((1 << 22) + 3, 2), (7, 1 << 20)] {
+            let [mu, log_var, eps] = inputs(batch, latent);
+            let run = |device: &Device| {
+                let [m, l, e] = [mu.clone(), log_var.clone(), eps.clone()]
+                    .map(|v| Tensor::<2>::from_data(TensorData::new(v, [batch, latent]), device));
+                let s = reparameterise(m, l, e);
+                (values(s.z), values(s.kl))
+            };
+            let (cpu_z, cpu_kl) = run(&Device::flex());
+            let (gpu_z, gpu_kl) = run(&gpu());
+            assert_close(&format!("z at [{batch}, {latent}]"), &gpu_z, &cpu_z);
+            assert_sum(&format!("KL at [{batch}, {latent}]"), gpu_kl[0], cpu_kl[0] as f64, 1e-5);
+        }
+    }
+
+    /// One Adam update of a parameter tensor past every launch limit, GPU against CPU,
+    /// element by element (parameter and both moments).
+    #[test]
+    fn fused_adam_on_the_gpu_matches_the_cpu_past_every_limit() {
+        let n = PAST_EVERY_LIMIT;
+        let wave = |k: f32, scale: f32| -> Vec<f32> {
+            (0..n).map(|i| scale * ((i as f32 + 1.0) * k).sin()).collect()
+        };
+        let (p, g, m) = (wave(0.37, 0.05), wave(0.91, 1e-2), wave(0.23, 1e-3));
+        let v: Vec<f32> = wave(0.53, 1e-3).iter().map(|x| x * x).collect();
+        let c = AdamCoefficients::new(0.9, 0.999, 1e-8, 1e-3, 7);
+        let run = |device: &Device| {
+            let [p, g, m, v] = [p.clone(), g.clone(), m.clone(), v.clone()]
+                .map(|x| Tensor::<1>::from_data(TensorData::new(x, [n]), device));
+            let (p, m, v) = adam_update(p, g, m, v, c);
+            [values(p), values(m), values(v)]
+        };
+        let (cpu, gpu) = (run(&Device::flex()), run(&gpu()));
+        for ((name, g), c) in ["param", "moment 1", "moment 2"].iter().zip(&gpu).zip(&cpu) {
+            assert_close(&format!("{name}, {n} elements"), g, c);
+        }
     }
 }

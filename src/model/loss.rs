@@ -3,6 +3,8 @@
 use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 
+use crate::kernels::sum_all;
+
 /// Binary cross-entropy of `images` under Bernoulli `logits`, summed over pixels and averaged
 /// over the batch.
 ///
@@ -17,9 +19,7 @@ use burn::tensor::activation::log_sigmoid;
 pub fn bce_with_logits_reference(logits: Tensor<2>, images: Tensor<2>) -> Tensor<1> {
     let batch = logits.dims()[0] as f64;
     let ones_minus_x = images.neg().add_scalar(1.0);
-    (logits.clone() * ones_minus_x - log_sigmoid(logits))
-        .sum()
-        .div_scalar(batch)
+    sum_all(logits.clone() * ones_minus_x - log_sigmoid(logits)).div_scalar(batch)
 }
 
 /// KL(N(mu, sigma^2) || N(0, 1)) in closed form, `0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2)`,
@@ -30,10 +30,7 @@ pub fn bce_with_logits_reference(logits: Tensor<2>, images: Tensor<2>) -> Tensor
 /// - output: `[1]`
 pub fn kl_to_standard_normal(mu: Tensor<2>, log_var: Tensor<2>) -> Tensor<1> {
     let batch = mu.dims()[0] as f64;
-    (mu.square() + log_var.clone().exp() - log_var)
-        .sub_scalar(1.0)
-        .sum()
-        .mul_scalar(0.5 / batch)
+    sum_all((mu.square() + log_var.clone().exp() - log_var).sub_scalar(1.0)).mul_scalar(0.5 / batch)
 }
 
 #[cfg(test)]

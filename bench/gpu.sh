@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The GPU benchmark in one call: latentlab `--device gpu` (wgpu) against the PyTorch reference
+# on CUDA (eager and torch.compile), alternately, on the same card, in one command.
+#
+#   bench/gpu.sh prepare   here: build, and put what travels in .gpu/ (the stripped release
+#                          binary, xz-compressed; torch_ref.py) and .gl/ (the Vulkan loader)
+#   bench/gpu.sh run       there: every measurement below, then $OUT/gpu_bench.{json,md,log}
+#
+# With the device tool (carry [".gl", ".gpu"]; the command must start by unpacking the loader):
+#   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; bash bench/gpu.sh run
+#
+# Tried here first on lavapipe, with the PyTorch side on the CPU and fewer steps:
+#   TORCH_DEVICE=cpu ROUNDS=1 STEPS=10 WARMUP=2 BATCHES=128 EPOCHS=1 TRAIN_LIMIT=2048 COMPILE=0 bench/gpu.sh run
+#
+# What runs (`run`), each item alternating which program goes first from round to round:
+# - one training step, AE and VAE, at each batch in BATCHES: `latentlab bench --device gpu`
+#   and `torch_ref.py --bench-only` eager (and `--compile` if COMPILE=1): median of STEPS
+#   steps after WARMUP, ROUNDS rounds;
+# - a whole training run of EPOCHS epochs of each model (TRAIN_ROUNDS rounds): latentlab on the
+#   GPU, PyTorch on CUDA, and latentlab on the CPU of the same machine (the parity check:
+#   the same seed must reach the same test losses on both devices).
+# Knobs (environment): ROUNDS=5 TRAIN_ROUNDS=1 BATCHES="128 1024" STEPS=200 WARMUP=20 EPOCHS=3
+# TRAIN_LIMIT (all images) COMPILE=1 TORCH_DEVICE=cuda TORCH_PY=python3 OUT=bench/out
+# PARTS="startup steps train" (any of them) DEADLINE_S (no new measurement starts after it, so
+# that a call under a time limit still ends with its summary).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+prepare() {
+  cargo build --release --locked
+  mkdir -p .gpu .gl
+  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >>.git/info/exclude
+  grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >>.git/info/exclude
+  strip -o .gpu/latentlab target/release/latentlab
+  xz -T0 -6 -f .gpu/latentlab
+  cp "${TORCH_REF:-../shared/reference/torch_ref.py}" .gpu/torch_ref.py
+  if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
+    local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+    mkdir -p /tmp/amd64/partial
+    apt-get $o update -qq
+    (cd .gl && apt-get $o download libvulkan1)
+  fi
+  du -ch .gpu/* .gl/* | tail -n 1
+  echo "ready: carry .gl and .gpu; run: for f in .gl/*.deb; do dpkg -x \$f /; done; ldconfig; bash bench/gpu.sh run"
+}
+
+run() {
+  local rounds=${ROUNDS:-5} train_rounds=${TRAIN_ROUNDS:-1} batches=${BATCHES:-"128 1024"}
+  local steps=${STEPS:-200} warmup=${WARMUP:-20} epochs=${EPOCHS:-3} compile=${COMPILE:-1}
+  local tdev=${TORCH_DEVICE:-cuda} py=${TORCH_PY:-python3} out=${OUT:-bench/out}
+  local limit=()
+  [ -n "${TRAIN_LIMIT:-}" ] && limit=(--train-limit "$TRAIN_LIMIT")
+  local tlimit=()
+  [ -n "${TRAIN_LIMIT:-}" ] && tlimit=(--limit-train "$TRAIN_LIMIT")
+  mkdir -p "$out"
+  local bin=target/release/latentlab
+  if [ -f .gpu/latentlab.xz ]; then
+    xz -dc .gpu/latentlab.xz >/tmp/latentlab && chmod +x /tmp/latentlab && bin=/tmp/latentlab
+  fi
+  local ref=.gpu/torch_ref.py
+  [ -f "$ref" ] || ref=${TORCH_REF:-../shared/reference/torch_ref.py}
+  if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  fi
+  export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+  chmod 700 "$XDG_RUNTIME_DIR"
+  local jsonl="$out/gpu_bench.jsonl" log="$out/gpu_bench.log" scratch
+  scratch=$(mktemp -d)
+  : >"$jsonl"
+  exec > >(tee -a "$log") 2>&1
+  local threads
+  threads=$(nproc)
+  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -m), $threads cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+  "$bin" devices || true
+  "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))' || true
+
+  # One record per measurement: {"what": ..., "side": ..., ...} on one line.
+  record() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$1" "$2" >>"$jsonl"; }
+
+  ours_step() {  # model batch round
+    local t0=$SECONDS j
+    j=$("$bin" bench --model "$1" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json) || { echo "latentlab bench $1 $2 failed"; return 0; }
+    echo "step $1 b$2 r$3 latentlab: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"]))') [$((SECONDS - t0)) s]"
+    record "{\"what\":\"step\",\"side\":\"latentlab-wgpu\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$j"
+  }
+  torch_step() {  # model batch round side [--compile]
+    local t0=$SECONDS d="$scratch/$4-$1-$2-$3"
+    "$py" "$ref" --model "$1" --bench-only --device "$tdev" --threads "$threads" --batch-size "$2" \
+      --bench-steps "$steps" --bench-warmup "$warmup" --data-dir data/mnist --out "$d" "${@:5}" >/dev/null \
+      || { echo "torch $4 $1 $2 failed"; return 0; }
+    local j
+    j=$(tail -n 1 "$d/bench.jsonl")
+    echo "step $1 b$2 r$3 $4: $(echo "$j" | python3 -c 'import json,sys; b=json.load(sys.stdin)["step_bench"]; print("%.3f ms (p10 %.3f, p90 %.3f)" % (b["median_ms"], b["p10_ms"], b["p90_ms"]))') [$((SECONDS - t0)) s]"
+    record "{\"what\":\"step\",\"side\":\"$4\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$j"
+  }
+  ours_train() {  # model device round
+    local t0=$SECONDS d="$scratch/ours-$2-$1-$3"
+    "$bin" train --model "$1" --device "$2" --epochs "$epochs" "${limit[@]}" --out "$d" >/dev/null 2>"$d.err" \
+      || { echo "latentlab train $1 $2 failed: $(tail -n 2 "$d.err")"; return 0; }
+    local wall=$((SECONDS - t0))
+    echo "train $1 latentlab-$2 r$3: wall ${wall} s; epochs $(python3 -c 'import csv,sys; print(", ".join("%.2f" % float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))))' "$d/metrics.csv") s"
+    record "{\"what\":\"train\",\"side\":\"latentlab-$2\",\"model\":\"$1\",\"round\":$3,\"wall_s\":$wall}" \
+      "$(python3 -c 'import csv,json,sys; rows=list(csv.DictReader(open(sys.argv[1]))); s=json.load(open(sys.argv[2])); print(json.dumps({"epoch_s":[float(r["seconds"]) for r in rows],"test_recon":s["test_recon"],"test_kl":s["test_kl"],"test_loss":s["test_loss"]}))' "$d/metrics.csv" "$d/summary.json")"
+  }
+  torch_train() {  # model round
+    local t0=$SECONDS d="$scratch/torch-$1-$2"
+    "$py" "$ref" --model "$1" --device "$tdev" --threads "$threads" --epochs "$epochs" "${tlimit[@]}" --bench-steps 0 \
+      --data-dir data/mnist --out "$d" >"$d.log" 2>&1 || { echo "torch train $1 failed: $(tail -n 2 "$d.log")"; return 0; }
+    local wall=$((SECONDS - t0))
+    echo "train $1 torch-$tdev r$2: wall ${wall} s; epochs $(python3 -c 'import csv,sys; print(", ".join("%.2f" % float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))))' "$d/metrics.csv") s"
+    record "{\"what\":\"train\",\"side\":\"torch-$tdev\",\"model\":\"$1\",\"round\":$2,\"wall_s\":$wall}" \
+      "$(python3 -c 'import csv,json,sys; rows=list(csv.DictReader(open(sys.argv[1]))); f=rows[-1]; print(json.dumps({"epoch_s":[float(r["seconds"]) for r in rows],"test_recon":float(f["test_recon"]),"test_kl":float(f["test_kl"]),"test_loss":float(f["test_loss"])}))' "$d/metrics.csv")"
+  }
+
+  # Start to first step: a fresh machine has no autotune results and no compiled kernels
+  # (cold); the second start finds them in target/environment (warm).
+  local parts=${PARTS:-"startup steps train"} deadline=$((SECONDS + ${DEADLINE_S:-100000}))
+  late() { [ "$SECONDS" -ge "$deadline" ] && { echo "deadline reached: skipping $*"; return 0; }; return 1; }
+  [[ " $parts " == *" startup "* ]] && for state in cold warm; do
+    local t0 j
+    t0=$(date +%s.%N)
+    j=$("$bin" bench --model vae --device gpu --batch-size 128 --steps 1 --warmup 0 --json) || j='{}'
+    local secs
+    secs=$(python3 -c "import sys; print(round($(date +%s.%N) - $t0, 3))")
+    echo "start to first step ($state): $secs s"
+    record "{\"what\":\"startup\",\"side\":\"latentlab-wgpu\",\"state\":\"$state\",\"wall_s\":$secs}" "$j"
+  done
+
+  [[ " $parts " == *" steps "* ]] && for r in $(seq "$rounds"); do
+    for model in ae vae; do
+      for b in $batches; do
+        late "step round $r $model $b" && continue
+        if [ $((r % 2)) -eq 1 ]; then
+          ours_step "$model" "$b" "$r"
+          torch_step "$model" "$b" "$r" "torch-$tdev-eager"
+          [ "$compile" = 1 ] && torch_step "$model" "$b" "$r" "torch-$tdev-compile" --compile
+        else
+          [ "$compile" = 1 ] && torch_step "$model" "$b" "$r" "torch-$tdev-compile" --compile
+          torch_step "$model" "$b" "$r" "torch-$tdev-eager"
+          ours_step "$model" "$b" "$r"
+        fi
+      done
+    done
+  done
+  [[ " $parts " == *" train "* ]] && for r in $(seq "$train_rounds"); do
+    for model in ae vae; do
+      late "train round $r $model" && continue
+      if [ $((r % 2)) -eq 1 ]; then
+        ours_train "$model" gpu "$r"; torch_train "$model" "$r"
+      else
+        torch_train "$model" "$r"; ours_train "$model" gpu "$r"
+      fi
+      [ "$r" = 1 ] && ours_train "$model" cpu "$r"
+    done
+  done
+  python3 bench/gpu_summary.py "$jsonl" "$out/gpu_bench.json" "$out/gpu_bench.md"
+  cat "$out/gpu_bench.md"
+  rm -rf "$scratch"
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  run) run ;;
+  *) echo "usage: bench/gpu.sh prepare|run" >&2; exit 2 ;;
+esac

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Summarise bench/gpu.sh's records: one JSON and one Markdown table.
+
+    gpu_summary.py RECORDS.jsonl OUT.json OUT.md
+
+Steps: per model, batch and side, the median over rounds of each round's median step, and
+latentlab's ratio to each PyTorch side (below 1: latentlab is faster). Training: per model
+and side, the seconds of each epoch's training loop (median over rounds), their sum, the
+process's wall time and the test losses; the parity of latentlab's GPU and CPU runs.
+"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def main(src, out_json, out_md):
+    records = [json.loads(line) for line in open(src) if line.strip()]
+    steps = defaultdict(list)
+    trains = defaultdict(list)
+    for r in records:
+        if r["what"] == "step":
+            ms = r["median_step_ms"] if "median_step_ms" in r else r["step_bench"]["median_ms"]
+            steps[(r["model"], r["batch"], r["side"])].append(ms)
+        elif r["what"] == "train":
+            trains[(r["model"], r["side"])].append(r)
+
+    step_rows = []
+    for model in ("ae", "vae"):
+        for batch in sorted({k[1] for k in steps if k[0] == model}):
+            sides = {s: statistics.median(v) for (m, b, s), v in steps.items() if m == model and b == batch}
+            ours = sides.get("latentlab-wgpu")
+            row = {"model": model, "batch": batch, "median_ms": sides,
+                   "rounds": {s: len(v) for (m, b, s), v in steps.items() if m == model and b == batch}}
+            if ours is not None:
+                row["ratio_latentlab_to"] = {s: ours / t for s, t in sides.items() if s != "latentlab-wgpu" and t > 0}
+            step_rows.append(row)
+
+    train_rows = []
+    for (model, side), rs in sorted(trains.items()):
+        epochs = len(rs[0]["epoch_s"])
+        per_epoch = [statistics.median(r["epoch_s"][e] for r in rs) for e in range(epochs)]
+        train_rows.append({
+            "model": model, "side": side, "rounds": len(rs), "epoch_s": per_epoch,
+            "train_s": sum(per_epoch), "wall_s": statistics.median(r["wall_s"] for r in rs),
+            "test_recon": rs[0]["test_recon"], "test_kl": rs[0]["test_kl"], "test_loss": rs[0]["test_loss"],
+        })
+    parity = []
+    for model in ("ae", "vae"):
+        by = {t["side"]: t for t in train_rows if t["model"] == model}
+        if "latentlab-gpu" in by and "latentlab-cpu" in by:
+            g, c = by["latentlab-gpu"], by["latentlab-cpu"]
+            parity.append({"model": model, "gpu_test_loss": g["test_loss"], "cpu_test_loss": c["test_loss"],
+                           "relative_difference": abs(g["test_loss"] - c["test_loss"]) / abs(c["test_loss"])})
+
+    summary = {"steps": step_rows, "train": train_rows, "parity": parity, "records": records}
+    with open(out_json, "w") as fh:
+        json.dump(summary, fh, indent=1)
+
+    first = next((r for r in records if "adapter" in r), {})
+    lines = [f"GPU benchmark: {first.get('adapter', '?')}, CPU {first.get('cpu', '?')}", ""]
+    if step_rows:
+        sides = sorted({s for r in step_rows for s in r["median_ms"]})
+        lines += ["One training step, median over rounds of each round's median (ms); ratio = latentlab / PyTorch.", "",
+                  "| model | batch | " + " | ".join(sides) + " | ratio vs " + " | ratio vs ".join(s for s in sides if s != "latentlab-wgpu") + " |",
+                  "| --- | --- | " + " | ".join("---" for _ in sides) + " | " + " | ".join("---" for s in sides if s != "latentlab-wgpu") + " |"]
+        for r in step_rows:
+            cells = [f"{r['median_ms'][s]:.3f}" if s in r["median_ms"] else "-" for s in sides]
+            ratios = [f"{r.get('ratio_latentlab_to', {}).get(s, float('nan')):.2f}x" for s in sides if s != "latentlab-wgpu"]
+            lines.append(f"| {r['model']} | {r['batch']} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        lines.append("")
+    if train_rows:
+        lines += ["Whole training runs: seconds of each epoch's training loop, their sum, process wall time, test losses.", "",
+                  "| model | side | epochs (s) | train s | wall s | test recon | test KL | test loss |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for t in train_rows:
+            lines.append(f"| {t['model']} | {t['side']} | {', '.join(f'{e:.2f}' for e in t['epoch_s'])} | {t['train_s']:.2f} | "
+                         f"{t['wall_s']:.0f} | {t['test_recon']:.3f} | {t['test_kl']:.3f} | {t['test_loss']:.3f} |")
+        lines.append("")
+    for r in records:
+        if r["what"] == "startup":
+            lines.append(f"Start to first step, {r['state']}: {r['wall_s']:.1f} s (one VAE step at batch 128, process start included)")
+    for p in parity:
+        lines.append(f"Parity {p['model']}: latentlab GPU test loss {p['gpu_test_loss']:.3f}, CPU {p['cpu_test_loss']:.3f}, "
+                     f"relative difference {100 * p['relative_difference']:.3f} %")
+    with open(out_md, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
