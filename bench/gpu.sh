@@ -26,6 +26,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Decompresses an .xz file to an executable (Python's lzma where xz is missing).
+unxz_to() {
+  if command -v xz >/dev/null; then xz -dc "$1" >"$2"
+  else python3 -c 'import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"; fi
+  chmod +x "$2"
+}
+
 prepare() {
   cargo build --release --locked
   mkdir -p .gpu .gl
@@ -55,7 +62,7 @@ run() {
   mkdir -p "$out"
   local bin=target/release/latentlab
   if [ -f .gpu/latentlab.xz ]; then
-    xz -dc .gpu/latentlab.xz >/tmp/latentlab && chmod +x /tmp/latentlab && bin=/tmp/latentlab
+    unxz_to .gpu/latentlab.xz /tmp/latentlab && bin=/tmp/latentlab
   fi
   local ref=.gpu/torch_ref.py
   [ -f "$ref" ] || ref=${TORCH_REF:-../shared/reference/torch_ref.py}

@@ -66,7 +66,8 @@ def main(src, out_json, out_md):
                   "| --- | --- | " + " | ".join("---" for _ in sides) + " | " + " | ".join("---" for s in sides if s != "latentlab-wgpu") + " |"]
         for r in step_rows:
             cells = [f"{r['median_ms'][s]:.3f}" if s in r["median_ms"] else "-" for s in sides]
-            ratios = [f"{r.get('ratio_latentlab_to', {}).get(s, float('nan')):.2f}x" for s in sides if s != "latentlab-wgpu"]
+            ratio = r.get("ratio_latentlab_to", {})
+            ratios = [f"{ratio[s]:.2f}x" if s in ratio else "-" for s in sides if s != "latentlab-wgpu"]
             lines.append(f"| {r['model']} | {r['batch']} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
         lines.append("")
     if train_rows:

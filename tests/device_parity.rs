@@ -5,8 +5,8 @@
 //!
 //! Tolerance 1e-4 relative. The two devices add in different orders, so an element differs by
 //! rounding, relative to the sizes that were summed: an element is compared relative to itself
-//! or, where it is a near-cancellation a thousand times smaller than its tensor's largest
-//! element, relative to that thousandth. An element or an image lost by a kernel moves these
+//! or, where it is a near-cancellation a hundred times smaller than its tensor's largest
+//! element, relative to that hundredth. An element or an image lost by a kernel moves these
 //! figures by far more (issue 17: two thirds of each batch of 512 lost gave a loss 35 % low).
 
 use std::path::Path;
@@ -57,7 +57,10 @@ fn devices() -> [(DeviceChoice, Device); 2] {
 }
 
 fn read<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
 }
 
 /// Every float parameter of a model, in the model's own order, and its gradient if given.
@@ -86,18 +89,35 @@ fn parameters(model: &AutoEncoder, grads: Option<&GradientsParams>) -> Vec<Vec<f
     visitor.out
 }
 
-fn assert_tensors_agree(what: &str, gpu: &[Vec<f32>], cpu: &[Vec<f32>]) {
+/// Every element within [`TOLERANCE`] (see the top of the file), except after `adam_steps`
+/// Adam steps: Adam divides each gradient by its own running size, so a gradient that is a
+/// near-cancellation (rounding-sized) moves its weight by up to the learning rate whatever its
+/// size, and its last digits decide how far. There, at most one element in 2,000 of a tensor
+/// (one in a smaller tensor) may differ by more, and by at most 5 % of the learning rate per step. A lost image or a
+/// wrong update moves far more elements than that.
+fn assert_tensors_agree(what: &str, gpu: &[Vec<f32>], cpu: &[Vec<f32>], adam_steps: usize) {
+    const LR: f64 = 1e-3;
     assert_eq!(gpu.len(), cpu.len(), "{what}: number of tensors");
     for (k, (g, c)) in gpu.iter().zip(cpu).enumerate() {
         assert_eq!(g.len(), c.len(), "{what}: tensor {k} length");
         let largest = c.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
+        let mut outliers = 0;
         for (i, (&g, &c)) in g.iter().zip(c).enumerate() {
-            let bound = TOLERANCE * (c.abs() as f64).max(largest * 1e-3);
+            let difference = ((g - c) as f64).abs();
+            if difference <= TOLERANCE * (c.abs() as f64).max(largest * 1e-2) {
+                continue;
+            }
+            outliers += 1;
             assert!(
-                ((g - c) as f64).abs() <= bound,
+                adam_steps > 0 && difference <= 0.05 * LR * adam_steps as f64,
                 "{what}: tensor {k} element {i}: gpu {g}, cpu {c} (largest {largest})"
             );
         }
+        assert!(
+            outliers <= (g.len() / 2_000).max(1),
+            "{what}: tensor {k}: {outliers} of {} elements differ by more than 1e-4",
+            g.len()
+        );
     }
 }
 
@@ -153,8 +173,13 @@ fn loss_gradients_and_adam_step_agree_at_training_and_evaluation_batch_sizes() {
             let g = one_step(kind, size, &data, &gpu);
             let what = format!("{kind:?} at batch {size}");
             assert_close(&format!("{what}: loss"), g.loss, c.loss);
-            assert_tensors_agree(&format!("{what}: gradients"), &g.grads, &c.grads);
-            assert_tensors_agree(&format!("{what}: weights after one Adam step"), &g.after_adam, &c.after_adam);
+            assert_tensors_agree(&format!("{what}: gradients"), &g.grads, &c.grads, 0);
+            assert_tensors_agree(
+                &format!("{what}: weights after one Adam step"),
+                &g.after_adam,
+                &c.after_adam,
+                1,
+            );
         }
     }
 }
@@ -183,7 +208,7 @@ fn weights_after_a_few_steps_and_test_losses_agree() {
         })
         .collect();
     let [(cpu_w, cpu_eval), (gpu_w, gpu_eval)] = [&results[0], &results[1]];
-    assert_tensors_agree("VAE weights after 3 steps of 512", gpu_w, cpu_w);
+    assert_tensors_agree("VAE weights after 3 steps of 512", gpu_w, cpu_w, 3);
     assert_close("test reconstruction", gpu_eval.recon, cpu_eval.recon);
     assert_close("test KL", gpu_eval.kl, cpu_eval.kl);
     assert_close("test loss", gpu_eval.loss, cpu_eval.loss);
