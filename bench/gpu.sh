@@ -21,7 +21,7 @@
 #   the same seed must reach the same test losses on both devices).
 # Knobs (environment): ROUNDS=5 TRAIN_ROUNDS=1 BATCHES="128 1024" STEPS=200 WARMUP=20 EPOCHS=3
 # TRAIN_LIMIT (all images) COMPILE=1 TORCH_DEVICE=cuda TORCH_PY=python3 OUT=bench/out
-# PARTS="startup steps train" (any of them) DEADLINE_S (no new measurement starts after it, so
+# PARTS="startup steps train" (any of them) ROUND_START=1 (to continue an earlier call's rounds) DEADLINE_S (no new measurement starts after it, so
 # that a call under a time limit still ends with its summary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -134,7 +134,7 @@ run() {
     record "{\"what\":\"startup\",\"side\":\"latentlab-wgpu\",\"state\":\"$state\",\"wall_s\":$secs}" "$j"
   done
 
-  [[ " $parts " == *" steps "* ]] && for r in $(seq "$rounds"); do
+  [[ " $parts " == *" steps "* ]] && for r in $(seq "${ROUND_START:-1}" "$rounds"); do
     for model in ae vae; do
       for b in $batches; do
         late "step round $r $model $b" && continue
