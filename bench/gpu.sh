@@ -161,7 +161,7 @@ run() {
       [ "$r" = 1 ] && ours_train "$model" cpu "$r"
     done
   done
-  python3 bench/gpu_summary.py "$jsonl" "$out/gpu_bench.json" "$out/gpu_bench.md"
+  python3 bench/summary.py "$jsonl" "$out/gpu_bench.json" "$out/gpu_bench.md"
   cat "$out/gpu_bench.md"
   rm -rf "$scratch"
 }

@@ -37,6 +37,24 @@ pub struct BenchResult {
     pub median_optimizer_ms: f64,
     /// "fused adam" (latentlab's, what training uses) or "burn adam" (`--burn-adam`).
     pub optimizer: &'static str,
+    /// Floating-point operations of one step (the matrix products), and the rate the median
+    /// step reaches.
+    pub gflop_per_step: f64,
+    pub gflops_at_median: f64,
+    /// CPU only: the rate of one large matrix product (1024^3) on the same backend and
+    /// threads, the most this machine gives latentlab's matrix products, and the share of it
+    /// a step reaches.
+    pub peak_gflops: Option<f64>,
+    pub share_of_peak: Option<f64>,
+    /// Host-device synchronisations per step: `bench` reads each step's loss back to time it
+    /// (1); `train` reads the loss once every this many steps.
+    pub syncs_per_step: f64,
+    pub train_sync_every: usize,
+    /// The widest vector instructions the CPU offers the matrix products, and how its computing
+    /// threads treat denormal floats.
+    pub instruction_set: &'static str,
+    pub denormals: &'static str,
+    pub threads: usize,
     pub cpu: String,
     pub cores: usize,
     pub profile: &'static str,
@@ -121,8 +139,12 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         }
     }
     let [forward, backward, optimizer] = phases.map(|p| percentile(&p, 50.0));
+    let train_sync_every = session.sync_every;
+    let flops = session.settings.model.flops_per_step(bs);
     let times32: Vec<f32> = times.iter().map(|&t| t as f32).collect();
     let median = percentile(&times32, 50.0);
+    let gflops_at_median = flops / 1e9 / (median / 1e3);
+    let peak_gflops = (args.device == device::DeviceChoice::Cpu).then(matmul_peak_gflops);
     let result = BenchResult {
         model: args.model.as_str().into(),
         device: args.device.as_str().into(),
@@ -138,6 +160,15 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         median_forward_ms: forward,
         median_backward_ms: backward,
         median_optimizer_ms: optimizer,
+        gflop_per_step: flops / 1e9,
+        gflops_at_median,
+        peak_gflops,
+        share_of_peak: peak_gflops.map(|p| gflops_at_median / p),
+        syncs_per_step: 1.0,
+        train_sync_every,
+        instruction_set: device::cpu::instruction_set(),
+        denormals: device::cpu::denormal_mode().as_str(),
+        threads: rayon::current_num_threads(),
         optimizer: if args.burn_adam {
             "burn adam"
         } else {
@@ -156,7 +187,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         println!("{}", serde_json::to_string(&result).unwrap_or_default());
     } else {
         println!(
-            "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {} cores of {}, {} build",
+            "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {} threads on {} cores of {} ({}, denormals {}), {} build",
             result.model.to_uppercase(),
             result.backend,
             result.device,
@@ -166,14 +197,40 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
             result.p10_step_ms,
             result.p90_step_ms,
             result.images_per_sec,
+            result.gflops_at_median,
+            match (result.peak_gflops, result.share_of_peak) {
+                (Some(p), Some(f)) =>
+                    format!(" = {:.0} % of one large matrix product's {p:.1}", 100.0 * f),
+                _ => String::new(),
+            },
             result.median_forward_ms,
             result.median_backward_ms,
             result.optimizer,
             result.median_optimizer_ms,
+            result.threads,
             result.cores,
             result.cpu,
+            result.instruction_set,
+            result.denormals,
             result.profile
         );
     }
     Ok(())
+}
+
+/// GFLOP/s of the best of five 1024 x 1024 x 1024 matrix products on the CPU backend: what its
+/// matrix kernels reach on this machine, with the same threads as training.
+fn matmul_peak_gflops() -> f64 {
+    let n = 1024;
+    let device = burn::tensor::Device::flex();
+    let a = Tensor::<2>::from_data(TensorData::new(vec![0.5f32; n * n], [n, n]), &device);
+    let b = Tensor::<2>::from_data(TensorData::new(vec![0.25f32; n * n], [n, n]), &device);
+    let mut best = f64::INFINITY;
+    for _ in 0..6 {
+        let start = Instant::now();
+        let c = a.clone().matmul(b.clone());
+        let _ = c.into_data();
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
 }

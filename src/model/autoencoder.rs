@@ -76,6 +76,26 @@ impl ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// Multiply-adds of one image's forward pass through every layer.
+    pub fn macs_per_image(&self) -> usize {
+        let [h1, h2] = self.hidden;
+        let heads = if self.kind.is_variational() { 2 } else { 1 };
+        let encoder = self.input * h1 + h1 * h2 + heads * h2 * self.latent;
+        let decoder = self.latent * h2 + h2 * h1 + h1 * self.input;
+        encoder + decoder
+    }
+
+    /// Floating-point operations of one training step on `batch` images, counting the matrix
+    /// products (everything else is a few per element): the forward pass, then twice as much
+    /// backward (the gradients of each layer's input and weights), less the input gradient of
+    /// the first layer, which nothing needs. 0.72 GFLOP for the AE at batch 128.
+    pub fn flops_per_step(&self, batch: usize) -> f64 {
+        let forward = 2.0 * (batch * self.macs_per_image()) as f64;
+        3.0 * forward - 2.0 * (batch * self.input * self.hidden[0]) as f64
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct Encoder {
     hidden1: Linear,
@@ -214,5 +234,29 @@ impl AutoEncoder {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_training_step_of_the_default_ae_is_about_0_72_gflop() {
+        let ae = ModelConfig {
+            kind: ModelKind::Ae,
+            input: 784,
+            hidden: [512, 256],
+            latent: 2,
+        };
+        // 784*512 + 512*256 + 256*2 + 2*256 + 256*512 + 512*784 multiply-adds per image.
+        assert_eq!(ae.macs_per_image(), 1_065_984);
+        let gflop = ae.flops_per_step(128) / 1e9;
+        assert!((gflop - 0.7159).abs() < 1e-3, "{gflop}");
+        let vae = ModelConfig {
+            kind: ModelKind::Vae,
+            ..ae
+        };
+        assert_eq!(vae.macs_per_image(), 1_065_984 + 512);
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Summarise bench/gpu.sh's records: one JSON and one Markdown table.
+"""Summarise the records of bench/gpu.sh and bench/vs_torch.sh: one JSON and one Markdown table.
 
-    gpu_summary.py RECORDS.jsonl OUT.json OUT.md
+    summary.py RECORDS.jsonl OUT.json OUT.md
 
 Steps: per model, batch and side, the median over rounds of each round's median step, and
 latentlab's ratio to each PyTorch side (below 1: latentlab is faster). Training: per model
@@ -29,11 +29,12 @@ def main(src, out_json, out_md):
     for model in ("ae", "vae"):
         for batch in sorted({k[1] for k in steps if k[0] == model}):
             sides = {s: statistics.median(v) for (m, b, s), v in steps.items() if m == model and b == batch}
-            ours = sides.get("latentlab-wgpu")
+            ours_side = next((s for s in sorted(sides) if s.startswith("latentlab")), None)
+            ours = sides.get(ours_side)
             row = {"model": model, "batch": batch, "median_ms": sides,
                    "rounds": {s: len(v) for (m, b, s), v in steps.items() if m == model and b == batch}}
             if ours is not None:
-                row["ratio_latentlab_to"] = {s: ours / t for s, t in sides.items() if s != "latentlab-wgpu" and t > 0}
+                row["ratio_latentlab_to"] = {s: ours / t for s, t in sides.items() if not s.startswith("latentlab") and t > 0}
             step_rows.append(row)
 
     train_rows = []
@@ -58,16 +59,17 @@ def main(src, out_json, out_md):
         json.dump(summary, fh, indent=1)
 
     first = next((r for r in records if "adapter" in r), {})
-    lines = [f"GPU benchmark: {first.get('adapter', '?')}, CPU {first.get('cpu', '?')}", ""]
+    lines = [f"Device: {first.get('adapter', '?')}; CPU {first.get('cpu', '?')}, "
+             f"instruction set {first.get('instruction_set', '?')}, latentlab's denormals {first.get('denormals', '?')}", ""]
     if step_rows:
         sides = sorted({s for r in step_rows for s in r["median_ms"]})
         lines += ["One training step, median over rounds of each round's median (ms); ratio = latentlab / PyTorch.", "",
-                  "| model | batch | " + " | ".join(sides) + " | ratio vs " + " | ratio vs ".join(s for s in sides if s != "latentlab-wgpu") + " |",
-                  "| --- | --- | " + " | ".join("---" for _ in sides) + " | " + " | ".join("---" for s in sides if s != "latentlab-wgpu") + " |"]
+                  "| model | batch | " + " | ".join(sides) + " | ratio vs " + " | ratio vs ".join(s for s in sides if not s.startswith("latentlab")) + " |",
+                  "| --- | --- | " + " | ".join("---" for _ in sides) + " | " + " | ".join("---" for s in sides if not s.startswith("latentlab")) + " |"]
         for r in step_rows:
             cells = [f"{r['median_ms'][s]:.3f}" if s in r["median_ms"] else "-" for s in sides]
             ratio = r.get("ratio_latentlab_to", {})
-            ratios = [f"{ratio[s]:.2f}x" if s in ratio else "-" for s in sides if s != "latentlab-wgpu"]
+            ratios = [f"{ratio[s]:.2f}x" if s in ratio else "-" for s in sides if not s.startswith("latentlab")]
             lines.append(f"| {r['model']} | {r['batch']} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
         lines.append("")
     if train_rows:
@@ -78,6 +80,12 @@ def main(src, out_json, out_md):
             lines.append(f"| {t['model']} | {t['side']} | {', '.join(f'{e:.2f}' for e in t['epoch_s'])} | {t['train_s']:.2f} | "
                          f"{t['wall_s']:.0f} | {t['test_recon']:.3f} | {t['test_kl']:.3f} | {t['test_loss']:.3f} |")
         lines.append("")
+    for model in ("ae", "vae"):
+        by = {t["side"]: t for t in train_rows if t["model"] == model}
+        for o in sorted(s for s in by if s.startswith("latentlab")):
+            for t in sorted(s for s in by if not s.startswith("latentlab")):
+                lines.append(f"Training {model}: {o} / {t} = {by[o]['train_s'] / by[t]['train_s']:.2f}x (training loops), "
+                             f"{by[o]['wall_s'] / by[t]['wall_s']:.2f}x (whole processes)")
     for r in records:
         if r["what"] == "startup":
             lines.append(f"Start to first step, {r['state']}: {r['wall_s']:.1f} s (one VAE step at batch 128, process start included)")

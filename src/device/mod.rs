@@ -4,7 +4,11 @@
 //! module only opens the device and turns "no GPU" into one clear sentence instead of the
 //! panic wgpu would give.
 
+pub mod cpu;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use cpu::cpu_name;
 
 use burn::tensor::{Device, DeviceKind, DeviceType};
 use serde::{Deserialize, Serialize};
@@ -146,19 +150,6 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
         Some(line) if !line.is_empty() => line.to_string(),
         _ => "the graphics driver failed to start".to_string(),
     }
-}
-
-/// The CPU's model name from /proc/cpuinfo where there is one.
-pub fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
 /// A mode-0700 folder for `XDG_RUNTIME_DIR` when the environment has no usable one, so the

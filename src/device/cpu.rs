@@ -1,0 +1,190 @@
+//! The CPU that `--device cpu` computes on: its threads flush denormal floats to zero, and
+//! what it offers (instruction set, peak rate) for `bench` to report.
+//!
+//! Why flush: as training proceeds, Adam's second moments and many small gradients and
+//! activations fall below f32's normal range (1.2e-38). x86 processors handle such denormal
+//! numbers in microcode, tens of times slower, so epochs got slower and slower (issue 13:
+//! 5.2, 7.6, 10.4, 12.0 s for the first four on an Intel Xeon). Flushing them to zero (FTZ for
+//! results, DAZ for inputs) keeps epochs flat and changes nothing a loss can show: a denormal
+//! is below 1e-38. PyTorch offers the same switch (`torch.set_flush_denormal`).
+
+use serde::Serialize;
+
+/// How the computing threads treat denormal floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DenormalMode {
+    /// FTZ and DAZ set: denormal results and inputs are zero.
+    FlushToZero,
+    /// The IEEE default: denormals are computed, slowly.
+    Kept,
+}
+
+impl DenormalMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenormalMode::FlushToZero => "flush-to-zero",
+            DenormalMode::Kept => "kept",
+        }
+    }
+}
+
+/// The environment variable that keeps denormals (for comparisons; any value but "0").
+pub const KEEP_DENORMALS_VAR: &str = "LATENTLAB_KEEP_DENORMALS";
+
+/// Makes the calling thread and every thread of rayon's global pool flush denormals to zero,
+/// unless [`KEEP_DENORMALS_VAR`] is set; returns the mode in force. Burn's CPU backend computes
+/// on exactly these threads (its element-wise loops on the caller or in rayon's pool, the
+/// matrix products of `gemm` in rayon's pool), so call this once at start, before anything
+/// computes: the pool's threads take the mode as they start.
+pub fn init_compute_threads() -> DenormalMode {
+    let keep = std::env::var_os(KEEP_DENORMALS_VAR).is_some_and(|v| v != "0");
+    if keep || !can_flush() {
+        return DenormalMode::Kept;
+    }
+    flush_this_thread();
+    // Fails only if the pool was already built (by a test, say): its threads then keep the
+    // mode they started with, which `denormal_mode` reports.
+    let _ = flushing_pool().build_global();
+    denormal_mode()
+}
+
+/// A rayon pool whose threads flush denormals as they start.
+fn flushing_pool() -> rayon::ThreadPoolBuilder {
+    rayon::ThreadPoolBuilder::new().start_handler(|_| flush_this_thread())
+}
+
+/// The mode of the calling thread and of every rayon pool thread: flushed only if all flush.
+pub fn denormal_mode() -> DenormalMode {
+    let here = thread_flushes();
+    let pool = rayon::broadcast(|_| thread_flushes());
+    if here && pool.iter().all(|&f| f) {
+        DenormalMode::FlushToZero
+    } else {
+        DenormalMode::Kept
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod mxcsr {
+    /// MXCSR bits: flush-to-zero (15) and denormals-are-zero (6).
+    const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
+
+    pub fn can_flush() -> bool {
+        // DAZ exists on every x86-64 processor with SSE2 bar the very first Pentium 4s.
+        true
+    }
+
+    #[allow(deprecated)] // _mm_getcsr/_mm_setcsr: still the way to reach MXCSR from Rust.
+    pub fn flush_this_thread() {
+        // SAFETY: SSE is part of x86-64; setting FTZ and DAZ changes only how this thread
+        // rounds results below the normal range.
+        unsafe {
+            use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+            _mm_setcsr(_mm_getcsr() | FTZ_DAZ);
+        }
+    }
+
+    #[allow(deprecated)]
+    pub fn thread_flushes() -> bool {
+        // SAFETY: reading MXCSR has no effect.
+        unsafe { std::arch::x86_64::_mm_getcsr() & FTZ_DAZ == FTZ_DAZ }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod mxcsr {
+    // On other processors (Arm's FPCR has its own flush bit) latentlab keeps the default.
+    pub fn can_flush() -> bool {
+        false
+    }
+    pub fn flush_this_thread() {}
+    pub fn thread_flushes() -> bool {
+        false
+    }
+}
+
+use mxcsr::{can_flush, flush_this_thread, thread_flushes};
+
+/// The widest vector instructions this CPU has that the matrix products use: `gemm` (under
+/// burn's CPU backend) is built with its AVX-512 kernels and picks them at run time where the
+/// CPU has AVX-512F, else its AVX2+FMA kernels.
+pub fn instruction_set() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "avx2+fma";
+        }
+        "sse2"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH
+    }
+}
+
+/// The CPU's model name from /proc/cpuinfo where there is one.
+pub fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A denormal input and a result below the normal range both come out zero on a thread
+    /// that flushes and on the threads of a pool built to flush (the property the speed
+    /// depends on); a thread left alone keeps them.
+    #[test]
+    fn flushing_threads_turn_denormals_into_zero() {
+        let tiny = std::hint::black_box(1e-39f32);
+        assert!(tiny > 0.0 && !tiny.is_normal(), "1e-39 is denormal");
+        let small = std::hint::black_box(1e-20f32);
+        let kept = std::thread::spawn(move || (tiny * 1.0, small * small, thread_flushes()))
+            .join()
+            .unwrap();
+        assert!(
+            kept.0 == tiny && kept.1 > 0.0 && !kept.2,
+            "the IEEE default keeps them: {kept:?}"
+        );
+        if !can_flush() {
+            return;
+        }
+        flush_this_thread();
+        assert!(thread_flushes());
+        assert_eq!(
+            std::hint::black_box(tiny) * 1.0,
+            0.0,
+            "DAZ: a denormal input reads 0"
+        );
+        assert_eq!(small * small, 0.0, "FTZ: a denormal result is 0");
+        let pool = flushing_pool().num_threads(2).build().unwrap();
+        let results: Vec<f32> = pool.broadcast(|_| std::hint::black_box(1e-20f32) * 1e-20);
+        assert_eq!(results, vec![0.0, 0.0], "every pool thread flushes");
+    }
+
+    #[test]
+    fn the_instruction_set_named_is_one_this_cpu_has() {
+        let isa = instruction_set();
+        #[cfg(target_arch = "x86_64")]
+        match isa {
+            "avx512f" => assert!(std::arch::is_x86_feature_detected!("avx512f")),
+            "avx2+fma" => assert!(std::arch::is_x86_feature_detected!("avx2")),
+            "sse2" => {}
+            other => panic!("unexpected instruction set {other}"),
+        }
+        assert!(!isa.is_empty());
+    }
+}
