@@ -5,6 +5,8 @@ use thiserror::Error;
 
 use crate::data::DataError;
 use crate::device::DeviceError;
+use crate::explorer::ExplorerError;
+use crate::plot::PlotError;
 use crate::report::ReportError;
 use crate::run::RunError;
 use crate::train::TrainError;
@@ -25,6 +27,10 @@ pub enum AppError {
     Report(#[from] ReportError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+    #[error(transparent)]
+    Explorer(#[from] ExplorerError),
     #[error("{0}")]
     Usage(String),
 }
@@ -36,7 +42,9 @@ impl AppError {
             AppError::Device(_) | AppError::Data(_) | AppError::Usage(_) => EXIT_BAD_INPUT,
             AppError::Run(e) => run_code(e),
             AppError::Report(ReportError::Run(e)) => run_code(e),
-            AppError::Report(_) => EXIT_RUNTIME,
+            AppError::Report(ReportError::Train(e)) => train_code(e),
+            AppError::Report(ReportError::Unfinished(_)) => EXIT_BAD_INPUT,
+            AppError::Report(_) | AppError::Plot(_) | AppError::Explorer(_) => EXIT_RUNTIME,
         }
     }
 }
@@ -44,12 +52,11 @@ impl AppError {
 fn train_code(e: &TrainError) -> u8 {
     match e {
         TrainError::Data(_) | TrainError::Device(_) | TrainError::Settings(_) => EXIT_BAD_INPUT,
-        TrainError::Run(e) | TrainError::Report(ReportError::Run(e)) => run_code(e),
+        TrainError::Run(e) => run_code(e),
         TrainError::Stopped { .. } | TrainError::Interrupted { .. } => EXIT_INTERRUPTED,
-        TrainError::Report(_)
-        | TrainError::Fetch(_)
-        | TrainError::Diverged { .. }
-        | TrainError::Execution(_) => EXIT_RUNTIME,
+        TrainError::Fetch(_) | TrainError::Diverged { .. } | TrainError::Execution(_) => {
+            EXIT_RUNTIME
+        }
     }
 }
 

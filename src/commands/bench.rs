@@ -12,7 +12,7 @@ use crate::data::DatasetName;
 use crate::device;
 use crate::error::AppError;
 use crate::model::ModelConfig;
-use crate::report::metrics::percentile;
+use crate::stats::percentile;
 use crate::train::adam::{adam, burn_adam};
 use crate::train::session::{Session, read_scalar};
 use crate::train::{load_data, rng};
@@ -50,6 +50,9 @@ pub struct BenchResult {
     /// (1); `train` reads the loss once every this many steps.
     pub syncs_per_step: f64,
     pub train_sync_every: usize,
+    /// GPU kernels launched per timed step, as CubeCL's launch observer counts them (fused
+    /// kernels count once); 0 on the CPU backend.
+    pub kernel_launches_per_step: f64,
     /// The widest vector instructions the CPU offers the matrix products, and how its computing
     /// threads treat denormal floats.
     pub instruction_set: &'static str,
@@ -107,7 +110,12 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         (x, eps)
     };
     let mut times = Vec::with_capacity(args.steps as usize);
+    let launches = std::sync::Arc::new(LaunchCounter::default());
+    let mut watching = None;
     for step in 0..total {
+        if step == args.warmup as usize {
+            watching = Some(cubecl::logging::LaunchObservation::new(launches.clone()));
+        }
         // Batches are gathered before the clock starts, as in the reference.
         let (x, eps) = batch(&session, step);
         sync(&opened.device)?;
@@ -118,6 +126,8 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
+    drop(watching);
+    let kernel_launches_per_step = launches.count() as f64 / args.steps as f64;
     // Where the time goes: the same steps again, waiting for the device after each phase.
     let mut phases: [Vec<f32>; 3] = Default::default();
     for step in total..total + args.steps as usize {
@@ -166,6 +176,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         share_of_peak: peak_gflops.map(|p| gflops_at_median / p),
         syncs_per_step: 1.0,
         train_sync_every,
+        kernel_launches_per_step,
         instruction_set: device::cpu::instruction_set(),
         denormals: device::cpu::denormal_mode().as_str(),
         threads: rayon::current_num_threads(),
@@ -187,7 +198,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         println!("{}", serde_json::to_string(&result).unwrap_or_default());
     } else {
         println!(
-            "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {} threads on {} cores of {} ({}, denormals {}), {} build",
+            "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {:.0} kernel launches per step; {} threads on {} cores of {} ({}, denormals {}), {} build",
             result.model.to_uppercase(),
             result.backend,
             result.device,
@@ -207,6 +218,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
             result.median_backward_ms,
             result.optimizer,
             result.median_optimizer_ms,
+            result.kernel_launches_per_step,
             result.threads,
             result.cores,
             result.cpu,
@@ -233,4 +245,20 @@ fn matmul_peak_gflops() -> f64 {
         best = best.min(start.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9
+}
+
+/// Counts kernel launches while installed (CubeCL calls it on the launching thread).
+#[derive(Default)]
+struct LaunchCounter(std::sync::atomic::AtomicUsize);
+
+impl LaunchCounter {
+    fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl cubecl::logging::LaunchObserver for LaunchCounter {
+    fn launched(&self, _kernel: &'static str) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -11,12 +11,12 @@ use crate::data::Dataset;
 use crate::error::AppError;
 use crate::plot::grid::decode_points;
 use crate::plot::images::save_montage;
-use crate::report::figures::{self, RunFigures};
-use crate::report::metrics::mean_std;
-use crate::report::{EvolutionInput, ExplorerInput, write_evolution, write_explorer};
 use crate::run::{self, Latents, LoadedRun, RunError};
+use crate::stats::mean_std;
 use crate::train::load_data;
 use crate::train::session::{Codes, DeviceSplit, encode_images};
+
+use super::output::{self, VisualRun};
 
 /// Pixels per image pixel in the PNGs of decode, sample and interpolate.
 const SCALE: usize = 4;
@@ -75,46 +75,24 @@ pub fn plot(args: PlotArgs) -> Result<(), AppError> {
     let data = load_data(&run.config.settings)?;
     let (codes, labels) = codes_of(&run, &data, SplitName::Test)?;
     let rows = run.metrics()?;
-    let figs = RunFigures {
-        model: &run.model,
-        device: &run.device,
-        kind: run.config.settings.model.kind,
-        dataset: &data.name,
-        epoch: run.epoch,
-        image_size: (data.rows, data.cols),
-        codes: &codes.mu,
-        labels: &labels,
-        rows: &rows,
-    };
-    for path in figures::draw_all(&figs, &run.dir, &args.figures.options())? {
-        println!("{}", path.display());
-    }
-    let steps_per_epoch = run.config.settings.steps_per_epoch(data.train.len());
-    let evolution = write_evolution(
-        &run.dir.join("latent_evolution.gif"),
-        &[EvolutionInput {
-            run_dir: &run.dir,
-            kind: run.config.settings.model.kind,
-            dataset: &data.name,
-            steps_per_epoch,
-            last_step: run.epoch * steps_per_epoch,
-        }],
-        &labels,
-    )?;
-    if let Some(path) = evolution {
-        println!("{}", path.display());
-    }
-    let explorer = write_explorer(
-        &run.dir,
-        &data,
-        &[ExplorerInput {
+    let written = output::draw_run(
+        &VisualRun {
             model: &run.model,
+            device: &run.device,
             kind: run.config.settings.model.kind,
+            run_dir: &run.dir,
             epoch: run.epoch,
+            steps_per_epoch: run.config.settings.steps_per_epoch(data.train.len()),
             codes: &codes.mu,
-        }],
+            rows: &rows,
+        },
+        &data,
+        &labels,
+        &args.figures.options(),
     )?;
-    println!("{}", explorer.display());
+    for path in written {
+        println!("{}", path.display());
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod inspect;
+pub mod output;
 mod train;
 
 use crate::cli::{Cli, Command};

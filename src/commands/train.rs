@@ -3,11 +3,14 @@
 use std::path::Path;
 
 use crate::cli::{CompareArgs, TrainArgs};
+use crate::data::Dataset;
 use crate::error::AppError;
 use crate::model::ModelKind;
-use crate::report::{EvolutionInput, ExplorerInput, compare, write_evolution, write_explorer};
+use crate::report::compare;
 use crate::run::{self, LoadedRun, RunConfig};
 use crate::train::{self, RunTarget, load_data};
+
+use super::output::{self, VisualRun};
 
 pub fn train(args: TrainArgs) -> Result<(), AppError> {
     let run_dir = if let Some(run_dir) = &args.resume {
@@ -21,7 +24,9 @@ pub fn train(args: TrainArgs) -> Result<(), AppError> {
                 model.as_str().to_uppercase()
             )));
         }
-        train::resume(run_dir, &args.figures.options())?
+        let (trained, data) = train::resume(run_dir)?;
+        output::finish_run(&trained, &data, &args.figures.options())?;
+        trained.run_dir
     } else {
         let model = args
             .model
@@ -32,7 +37,9 @@ pub fn train(args: TrainArgs) -> Result<(), AppError> {
             None => RunTarget::Under(args.runs_dir),
         };
         let data = load_data(&settings)?;
-        train::train_new(settings, &data, &target, &args.figures.options())?
+        let trained = train::train_new(settings, &data, &target)?;
+        output::finish_run(&trained, &data, &args.figures.options())?;
+        trained.run_dir
     };
     println!("{}", run_dir.display());
     Ok(())
@@ -59,10 +66,13 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
                 .map_err(AppError::Usage)?;
             // One load serves both trainings and the comparison.
             let data = load_data(&ae)?;
-            let dirs = (
-                train::train_new(ae, &data, &target, &opts)?,
-                train::train_new(vae, &data, &target, &opts)?,
-            );
+            let mut dirs = Vec::new();
+            for settings in [ae, vae] {
+                let trained = train::train_new(settings, &data, &target)?;
+                output::finish_run(&trained, &data, &opts)?;
+                dirs.push(trained.run_dir);
+            }
+            let dirs = (dirs.remove(0), dirs.remove(0));
             shared_data = Some(data);
             dirs
         }
@@ -90,32 +100,26 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
     let ae_side = compare::measure(&ae, &data, &opts)?;
     let vae_side = compare::measure(&vae, &data, &opts)?;
     compare::write(&ae_side, &vae_side, &data.test.labels, &out)?;
-    let sides = [(&ae, &ae_side), (&vae, &vae_side)];
-    let inputs: Vec<ExplorerInput> = sides
-        .iter()
-        .map(|(run, side)| ExplorerInput {
+    fn visual<'a>(run: &'a LoadedRun, codes: &'a [f32], data: &Dataset) -> VisualRun<'a> {
+        VisualRun {
             model: &run.model,
+            device: &run.device,
             kind: run.config.settings.model.kind,
-            epoch: run.epoch,
-            codes: &side.codes.mu,
-        })
-        .collect();
-    write_explorer(&out, &data, &inputs)?;
-    let steps_per_epoch = |run: &LoadedRun| run.config.settings.steps_per_epoch(data.train.len());
-    let evolution: Vec<EvolutionInput> = sides
-        .iter()
-        .map(|(run, _)| EvolutionInput {
             run_dir: &run.dir,
-            kind: run.config.settings.model.kind,
-            dataset: &data.name,
-            steps_per_epoch: steps_per_epoch(run),
-            last_step: run.epoch * steps_per_epoch(run),
-        })
-        .collect();
-    write_evolution(
-        &out.join("latent_evolution_ae_vs_vae.gif"),
-        &evolution,
-        &data.test.labels,
+            epoch: run.epoch,
+            steps_per_epoch: run.config.settings.steps_per_epoch(data.train.len()),
+            codes,
+            rows: &[],
+        }
+    }
+    output::write_animation_and_explorer(
+        &out,
+        "latent_evolution_ae_vs_vae.gif",
+        &data,
+        &[
+            visual(&ae, &ae_side.codes.mu, &data),
+            visual(&vae, &vae_side.codes.mu, &data),
+        ],
     )?;
     for line in compare::observations(&ae_side, &vae_side) {
         eprintln!("- {}", line.replace("**", ""));

@@ -86,7 +86,7 @@ pub fn fetch_missing(
         })?;
         let path = dir.join(format!("{name}.gz"));
         std::fs::create_dir_all(dir)
-            .and_then(|()| crate::run::write_new_atomic(&path, &bytes))
+            .and_then(|()| crate::atomic::write_new_atomic(&path, &bytes))
             .map_err(|source| FetchError::Write {
                 path: path.clone(),
                 source,

@@ -91,7 +91,7 @@ pub fn write(path: &Path, page: &ExplorerPage) -> Result<u64, ExplorerError> {
         reason,
     };
     let html = render(page).map_err(fail)?;
-    crate::run::write_atomic(path, html.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    crate::atomic::write_atomic(path, html.as_bytes()).map_err(|e| fail(e.to_string()))?;
     Ok(html.len() as u64)
 }
 

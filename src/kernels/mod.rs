@@ -17,12 +17,12 @@
 //! - `flex.rs`: the same arithmetic as one loop on the CPU backend;
 //! - `autodiff.rs`: the backward step that makes training use the fused kernels too.
 //!
-//! [`reparameterise_reference`] and `model::loss::bce_with_logits_reference` are the unfused
-//! tensor code the kernels are tested against.
+//! `reference` holds the unfused tensor code the kernels are tested against.
 
 mod autodiff;
 mod cube;
 mod flex;
+pub mod reference;
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
@@ -243,13 +243,6 @@ pub fn bce_with_logits(logits: Tensor<2>, images: Tensor<2>) -> Tensor<1> {
     Tensor::<1>::from_dispatch(sum).div_scalar(batch)
 }
 
-/// The same step as plain tensor operations: what [`reparameterise`] must equal.
-pub fn reparameterise_reference(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2>) -> LatentSample {
-    let z = mu.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
-    let kl = crate::model::loss::kl_to_standard_normal(mu, log_var);
-    LatentSample { z, kl }
-}
-
 #[cfg(test)]
 mod tests {
     //! The fused operations against the unfused tensor code, forward and backward, on the CPU
@@ -349,12 +342,7 @@ mod tests {
         let device = plain.clone().autodiff();
         for (batch, pixels) in [(1, 1), (3, 11), (128, 784)] {
             let fused = bce_run(&device, bce_with_logits, batch, pixels);
-            let unfused = bce_run(
-                &device,
-                crate::model::loss::bce_with_logits_reference,
-                batch,
-                pixels,
-            );
+            let unfused = bce_run(&device, reference::bce_with_logits_reference, batch, pixels);
             for ((name, f), u) in ["bce", "d logits", "d images"]
                 .iter()
                 .zip(&fused)
@@ -366,7 +354,7 @@ mod tests {
         let names = ["z", "kl", "d mu", "d log_var", "d eps"];
         for (batch, latent) in [(1, 1), (128, 2), (333, 5)] {
             let fused = run(&device, reparameterise, batch, latent);
-            let unfused = run(&device, reparameterise_reference, batch, latent);
+            let unfused = run(&device, reference::reparameterise_reference, batch, latent);
             for ((name, f), u) in names.iter().zip(&fused).zip(&unfused) {
                 assert_close(&format!("{name} at [{batch}, {latent}]"), f, u);
             }
@@ -375,7 +363,7 @@ mod tests {
         let [mu, log_var, eps] =
             inputs(64, 2).map(|v| Tensor::<2>::from_data(TensorData::new(v, [64, 2]), &plain));
         let fused = reparameterise(mu.clone(), log_var.clone(), eps.clone());
-        let unfused = reparameterise_reference(mu, log_var, eps);
+        let unfused = reference::reparameterise_reference(mu, log_var, eps);
         assert_close("z (no autodiff)", &values(fused.z), &values(unfused.z));
         assert_close("kl (no autodiff)", &values(fused.kl), &values(unfused.kl));
         let [l, x, _] =
@@ -384,7 +372,7 @@ mod tests {
         assert_close(
             "bce (no autodiff)",
             &values(bce_with_logits(l.clone(), x.clone())),
-            &values(crate::model::loss::bce_with_logits_reference(l, x)),
+            &values(reference::bce_with_logits_reference(l, x)),
         );
     }
 

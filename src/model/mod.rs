@@ -1,7 +1,7 @@
-//! The models: an MLP autoencoder and its variational twin, and their losses.
+//! The models: an MLP autoencoder and its variational twin (their losses are the fused
+//! kernels of `crate::kernels`).
 
 pub mod autoencoder;
 pub mod init;
-pub mod loss;
 
 pub use autoencoder::{AutoEncoder, DenseLayer, Encoded, Losses, ModelConfig, ModelKind};

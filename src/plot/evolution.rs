@@ -7,8 +7,8 @@ use plotters::prelude::*;
 
 use super::scatter::{self, ScatterData};
 use super::{PlotError, err, register_font};
-use crate::report::metrics::percentile_box;
 use crate::run::snapshots::Snapshot;
+use crate::stats::percentile_box;
 
 /// One panel's frames (a run; a comparison animates two side by side).
 pub struct Series<'a> {
@@ -73,7 +73,7 @@ pub fn save_gif(path: &Path, series: &[Series], labels: &[u8]) -> Result<PathBuf
     }
     let ranges: Vec<_> = series.iter().map(fixed_range).collect();
     let size = (PANEL.0 * series.len() as u32, PANEL.1);
-    let tmp = crate::run::atomic::temp_path(path);
+    let tmp = crate::atomic::temp_path(path);
     let result = (|| -> Result<(), String> {
         let root = BitMapBackend::gif(&tmp, size, FRAME_MS)
             .map_err(err)?

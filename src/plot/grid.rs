@@ -12,7 +12,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::{FONT_FAMILY, PlotError, err, save_figure};
 use crate::model::AutoEncoder;
-use crate::report::metrics::percentile_box;
+use crate::stats::percentile_box;
 
 /// Which box of the latent plane a decoded grid spans (`--grid-range`).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -62,7 +62,7 @@ pub fn save_figure(
     }
     let mut encoded = Vec::new();
     image_png(&pixels, size, &mut encoded).map_err(|e| fail(&png, e))?;
-    crate::run::write_atomic(&png, &encoded).map_err(|e| fail(&png, e.to_string()))?;
+    crate::atomic::write_atomic(&png, &encoded).map_err(|e| fail(&png, e.to_string()))?;
 
     let mut text = String::new();
     {
@@ -71,7 +71,7 @@ pub fn save_figure(
         draw_svg(root.clone()).map_err(|e| fail(&svg, e))?;
         root.present().map_err(|e| fail(&svg, e.to_string()))?;
     }
-    crate::run::write_atomic(&svg, text.as_bytes()).map_err(|e| fail(&svg, e.to_string()))?;
+    crate::atomic::write_atomic(&svg, text.as_bytes()).map_err(|e| fail(&svg, e.to_string()))?;
     Ok(vec![png, svg])
 }
 

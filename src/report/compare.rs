@@ -14,7 +14,6 @@ use crate::plot::grid::{self, GridAxes, GridFigure, decode_points};
 use crate::plot::scatter::{self, ScatterData};
 use crate::plot::{PlotError, save_figure};
 use crate::run::{self, LoadedRun, RunError};
-use crate::train::TrainError;
 use crate::train::session::{Codes, DeviceSplit, encode_images};
 
 /// One side of the comparison, with everything measured on it.
@@ -41,10 +40,10 @@ struct ComparisonJson<'a> {
 }
 
 /// Measures one finished run on the test set of `data`.
-pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<Side, TrainError> {
+pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<Side, ReportError> {
     let summary_path = run.dir.join("summary.json");
     let text = std::fs::read_to_string(&summary_path).map_err(|_| {
-        TrainError::Settings(format!(
+        ReportError::Unfinished(format!(
             "{}: the run has no summary.json (unfinished?); finish it with latentlab train --resume {}",
             run.dir.display(),
             run.dir.display()
@@ -57,12 +56,11 @@ pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<
     let test = DeviceSplit::upload(&data.test, data.pixels(), &run.device);
     let codes = encode_images(&run.model, &test, run.config.settings.model.latent)?;
     let axes = GridAxes::over_codes(&codes.mu, opts.grid_range, opts.grid_size);
-    let images = decode_points(&run.model, &axes.points(), &run.device).map_err(|reason| {
-        ReportError::from(PlotError {
+    let images =
+        decode_points(&run.model, &axes.points(), &run.device).map_err(|reason| PlotError {
             path: run.dir.clone(),
             reason,
-        })
-    })?;
+        })?;
     let roughness = metrics::grid_roughness(&images, opts.grid_size);
     let course_kl = codes.sigma.as_ref().map(|s| course_kl(&codes.mu, s));
     let kind = run.config.settings.model.kind.as_str().to_uppercase();

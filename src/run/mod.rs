@@ -1,9 +1,8 @@
 //! A run directory and everything in it: config, metrics, checkpoint, summary, codes.
 //!
-//! Every file here is written atomically (see `atomic`), so an interrupted run leaves each
+//! Every file here is written atomically (see `crate::atomic`), so an interrupted run leaves each
 //! file either as it was or complete.
 
-pub mod atomic;
 pub mod checkpoint;
 pub mod dir;
 pub mod files;
@@ -14,7 +13,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use atomic::{write_atomic, write_new_atomic};
+pub use crate::atomic::{write_atomic, write_new_atomic};
 pub use dir::{create_exact_dir, create_new_run_dir};
 pub use files::{
     Latents, MetricsRow, RunConfig, read_metrics, write_json, write_latents, write_metrics,

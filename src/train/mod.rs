@@ -1,4 +1,6 @@
-//! Training runs: a new run or a resumed one, epoch by epoch, each epoch saved.
+//! Training runs: a new run or a resumed one, epoch by epoch, each epoch saved to its run
+//! directory. What a finished run is turned into (summary, figures, explorer) is the
+//! commands' business: training returns the trained session and knows nothing of figures.
 
 pub mod adam;
 pub mod progress;
@@ -13,7 +15,6 @@ use thiserror::Error;
 use crate::config::TrainSettings;
 use crate::data::{DataError, Dataset, load_dataset};
 use crate::device::{self, DeviceError, OpenedDevice};
-use crate::report::{self, FigureOptions, ReportError};
 use crate::run::{self, MetricsRow, RunConfig, RunError, checkpoint};
 use adam::adam;
 use progress::Progress;
@@ -32,8 +33,6 @@ pub enum TrainError {
     Device(#[from] DeviceError),
     #[error(transparent)]
     Run(#[from] RunError),
-    #[error(transparent)]
-    Report(#[from] ReportError),
     #[error("{0}")]
     Settings(String),
     #[error("{}", diverged_message(*epoch, *step, *loss))]
@@ -75,6 +74,15 @@ fn stopped_message(run_dir: &Path, finished: usize) -> String {
     }
 }
 
+/// A run whose epochs are all done: the model and data still on the device, and what each
+/// epoch measured.
+pub struct Trained {
+    pub session: Session,
+    pub opened: OpenedDevice,
+    pub run_dir: PathBuf,
+    pub rows: Vec<MetricsRow>,
+}
+
 /// Where a new run goes.
 #[derive(Debug, Clone)]
 pub enum RunTarget {
@@ -109,13 +117,12 @@ pub fn load_data(settings: &TrainSettings) -> Result<Dataset, TrainError> {
 }
 
 /// Trains a new model on `data` (loaded from `settings` by `load_data`, or shared by the two
-/// models of a comparison) and writes its run directory; returns the directory.
+/// models of a comparison), saving every epoch in a new run directory.
 pub fn train_new(
     mut settings: TrainSettings,
     data: &Dataset,
     target: &RunTarget,
-    figures: &FigureOptions,
-) -> Result<PathBuf, TrainError> {
+) -> Result<Trained, TrainError> {
     settings.model.input = data.pixels();
     let opened = device::open(settings.device)?;
     let run_dir = match target {
@@ -136,12 +143,12 @@ pub fn train_new(
     run::write_json(&run_dir.join("config.json"), &config)?;
     let model = settings.model.init(settings.seed, &opened.device);
     let session = Session::new(settings, opened.device.clone(), data, model, adam());
-    run_epochs(session, &opened, &run_dir, data, Vec::new(), figures)?;
-    Ok(run_dir)
+    run_epochs(session, opened, run_dir, data, Vec::new())
 }
 
-/// Continues a run from its last finished epoch, with the settings it was started with.
-pub fn resume(run_dir: &Path, figures: &FigureOptions) -> Result<PathBuf, TrainError> {
+/// Continues a run from its last finished epoch, with the settings it was started with; also
+/// returns the data it loaded for that.
+pub fn resume(run_dir: &Path) -> Result<(Trained, Dataset), TrainError> {
     let config = RunConfig::load(run_dir)?;
     let finished = checkpoint::last_epoch(run_dir)?;
     let settings = config.settings;
@@ -166,18 +173,19 @@ pub fn resume(run_dir: &Path, figures: &FigureOptions) -> Result<PathBuf, TrainE
     };
     rows.retain(|r| r.epoch <= finished);
     let session = Session::new(settings, opened.device.clone(), &data, model, optim);
-    run_epochs(session, &opened, run_dir, &data, rows, figures)?;
-    Ok(run_dir.to_path_buf())
+    let trained = run_epochs(session, opened, run_dir.to_path_buf(), &data, rows)?;
+    Ok((trained, data))
 }
 
 fn run_epochs(
     mut session: Session,
-    opened: &OpenedDevice,
-    run_dir: &Path,
+    opened: OpenedDevice,
+    run_dir: PathBuf,
     data: &Dataset,
     mut rows: Vec<MetricsRow>,
-    figures: &FigureOptions,
-) -> Result<(), TrainError> {
+) -> Result<Trained, TrainError> {
+    let run_dir_path = run_dir.clone();
+    let run_dir = run_dir_path.as_path();
     let settings = session.settings.clone();
     let first = rows.len() + 1;
     let label = format!(
@@ -221,7 +229,7 @@ fn run_epochs(
             Err(TrainError::Interrupted { .. }) => {
                 progress.finish();
                 return Err(TrainError::Stopped {
-                    run_dir: run_dir.to_path_buf(),
+                    run_dir: run_dir_path.clone(),
                     finished: epoch - 1,
                 });
             }
@@ -260,15 +268,11 @@ fn run_epochs(
             ),
         );
     }
-    let iwae = if settings.model.kind.is_variational() {
-        format!(" (IWAE with K={})", settings.iwae_samples)
-    } else {
-        String::new()
-    };
-    progress.println(&format!(
-        "encoding the data, computing the summary{iwae} and drawing the figures..."
-    ));
     progress.finish();
-    report::finish_run(&session, opened, run_dir, data, &rows, figures)?;
-    Ok(())
+    Ok(Trained {
+        session,
+        opened,
+        run_dir: run_dir_path,
+        rows,
+    })
 }

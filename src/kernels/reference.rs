@@ -1,9 +1,11 @@
-//! The losses, in nats per image: BCE on logits summed over pixels, and the exact Gaussian KL.
+//! The losses and the VAE's latent step as plain tensor operations, in nats per image: BCE on
+//! logits summed over pixels, the exact Gaussian KL, z = mu + sigma * eps. The fused kernels
+//! compute the same; these are what they are tested against.
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 
-use crate::kernels::sum_all;
+use super::{LatentSample, sum_all};
 
 /// Binary cross-entropy of `images` under Bernoulli `logits`, summed over pixels and averaged
 /// over the batch.
@@ -15,7 +17,7 @@ use crate::kernels::sum_all;
 /// - logits, images: `[batch, pixels]`
 /// - output: `[1]`
 ///
-/// Training uses the fused `kernels::bce_with_logits`; this is what it is tested against.
+/// Training uses the fused [`super::bce_with_logits`]; this is what it is tested against.
 pub fn bce_with_logits_reference(logits: Tensor<2>, images: Tensor<2>) -> Tensor<1> {
     let batch = logits.dims()[0] as f64;
     let ones_minus_x = images.neg().add_scalar(1.0);
@@ -31,6 +33,13 @@ pub fn bce_with_logits_reference(logits: Tensor<2>, images: Tensor<2>) -> Tensor
 pub fn kl_to_standard_normal(mu: Tensor<2>, log_var: Tensor<2>) -> Tensor<1> {
     let batch = mu.dims()[0] as f64;
     sum_all((mu.square() + log_var.clone().exp() - log_var).sub_scalar(1.0)).mul_scalar(0.5 / batch)
+}
+
+/// The latent step as plain tensor operations: what [`super::reparameterise`] must equal.
+pub fn reparameterise_reference(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2>) -> LatentSample {
+    let z = mu.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
+    let kl = kl_to_standard_normal(mu, log_var);
+    LatentSample { z, kl }
 }
 
 #[cfg(test)]
