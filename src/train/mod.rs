@@ -6,6 +6,7 @@ pub mod adam;
 pub mod progress;
 pub mod rng;
 pub mod session;
+pub mod split;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
