@@ -74,8 +74,9 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// A finished AE run to compare instead of training one (needs --vae too).
-    #[arg(long, value_name = "RUN_DIR", requires = "vae")]
+    /// A finished AE run to compare instead of training one (needs --vae too; the runs keep
+    /// their own training settings, so training flags are refused beside it).
+    #[arg(long, value_name = "RUN_DIR", requires = "vae", conflicts_with = "TrainFlags")]
     pub ae: Option<PathBuf>,
 
     /// A finished VAE run to compare instead of training one (needs --ae too).
@@ -217,7 +218,7 @@ pub struct TrainArgs {
 pub struct FigureFlags {
     /// The latent box the decoded grid spans: p1-p99 (1st-99th percentile of the test
     /// codes), min-max, or z1_lo,z1_hi,z2_lo,z2_hi.
-    #[arg(long, default_value = "p1-p99", value_name = "RANGE")]
+    #[arg(long, default_value = "p1-p99", value_name = "RANGE", allow_hyphen_values = true)]
     pub grid_range: GridRange,
 
     /// Cells per side of the decoded grids.

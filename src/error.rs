@@ -33,6 +33,10 @@ pub enum AppError {
     Explorer(#[from] ExplorerError),
     #[error("{0}")]
     Usage(String),
+    /// Standard output closed or failed. A reader that stopped early (`latentlab devices |
+    /// head`) is no failure: `is_closed_pipe` lets main end quietly then.
+    #[error("could not write to standard output: {0}")]
+    Stdout(std::io::Error),
 }
 
 impl AppError {
@@ -44,8 +48,16 @@ impl AppError {
             AppError::Report(ReportError::Run(e)) => run_code(e),
             AppError::Report(ReportError::Train(e)) => train_code(e),
             AppError::Report(ReportError::Unfinished(_)) => EXIT_BAD_INPUT,
-            AppError::Report(_) | AppError::Plot(_) | AppError::Explorer(_) => EXIT_RUNTIME,
+            AppError::Report(_)
+            | AppError::Plot(_)
+            | AppError::Explorer(_)
+            | AppError::Stdout(_) => EXIT_RUNTIME,
         }
+    }
+
+    /// True when the reader of standard output went away: the output was not wanted any more.
+    pub fn is_closed_pipe(&self) -> bool {
+        matches!(self, AppError::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 

@@ -1,7 +1,7 @@
 //! latentlab: train an AE and a VAE with a 2-D latent on MNIST-family images, on the CPU or a
 //! GPU through Burn, and show what their latent spaces look like.
 //!
-//! The modules form floors; each imports only from the floors below it (`tests/layers.rs`
+//! The modules form floors; each imports only from the floors below it (`tests/it/layers.rs`
 //! checks this on every test run):
 //!
 //! 1. ground: `atomic` (writes that never leave half a file), `stats` (percentiles, means),

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(report_panic));
     match std::panic::catch_unwind(|| latentlab::commands::run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) if e.is_closed_pipe() => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

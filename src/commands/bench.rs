@@ -195,9 +195,9 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         latentlab_version: env!("CARGO_PKG_VERSION"),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&result).unwrap_or_default());
+        say!("{}", serde_json::to_string(&result).unwrap_or_default())?;
     } else {
-        println!(
+        say!(
             "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {:.0} kernel launches per step; {} threads on {} cores of {} ({}, denormals {}), {} build",
             result.model.to_uppercase(),
             result.backend,
@@ -225,7 +225,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
             result.instruction_set,
             result.denormals,
             result.profile
-        );
+        )?;
     }
     Ok(())
 }

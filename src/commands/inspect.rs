@@ -46,13 +46,7 @@ fn codes_of(
 }
 
 fn decode(run: &LoadedRun, points: &[[f64; 2]]) -> Result<Vec<Vec<f32>>, AppError> {
-    if run.config.settings.model.latent != 2 {
-        return Err(AppError::Usage(format!(
-            "{}: this model has {} latent dimensions; decoding points needs 2",
-            run.dir.display(),
-            run.config.settings.model.latent
-        )));
-    }
+    super::needs_plane(run, "decoding points")?;
     decode_points(&run.model, points, &run.device).map_err(|reason| {
         AppError::Report(
             crate::plot::PlotError {
@@ -72,6 +66,7 @@ fn image_size(run: &LoadedRun) -> (usize, usize) {
 
 pub fn plot(args: PlotArgs) -> Result<(), AppError> {
     let run = LoadedRun::open(&args.run)?;
+    super::needs_plane(&run, "plot")?;
     let data = load_data(&run.config.settings)?;
     let (codes, labels) = codes_of(&run, &data, SplitName::Test)?;
     let rows = run.metrics()?;
@@ -89,9 +84,10 @@ pub fn plot(args: PlotArgs) -> Result<(), AppError> {
         &data,
         &labels,
         &args.figures.options(),
+        &mut crate::train::Timings::default(),
     )?;
     for path in written {
-        println!("{}", path.display());
+        say!("{}", path.display())?;
     }
     Ok(())
 }
@@ -110,7 +106,7 @@ pub fn encode(args: EncodeArgs) -> Result<(), AppError> {
             latent: codes.latent,
         },
     )?;
-    println!("{}", args.out.display());
+    say!("{}", args.out.display())?;
     Ok(())
 }
 
@@ -128,7 +124,7 @@ pub fn decode_command(args: DecodeArgs) -> Result<(), AppError> {
     } else {
         save_montage(&args.out, &images, image_size(&run), points.len(), 8)?;
     }
-    println!("{}", args.out.display());
+    say!("{}", args.out.display())?;
     Ok(())
 }
 
@@ -153,6 +149,7 @@ fn pixels_csv(points: &[[f64; 2]], images: &[Vec<f32>]) -> String {
 pub fn sample(args: SampleArgs) -> Result<(), AppError> {
     refuse_existing(&args.out)?;
     let run = LoadedRun::open(&args.run)?;
+    super::needs_plane(&run, "sample")?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut draw = || -> f64 { StandardNormal.sample(&mut rng) };
     let n = args.n as usize;
@@ -174,13 +171,14 @@ pub fn sample(args: SampleArgs) -> Result<(), AppError> {
     let images = decode(&run, &points)?;
     let per_row = (n as f64).sqrt().ceil() as usize;
     save_montage(&args.out, &images, image_size(&run), per_row, SCALE)?;
-    println!("{}", args.out.display());
+    say!("{}", args.out.display())?;
     Ok(())
 }
 
 pub fn interpolate(args: InterpolateArgs) -> Result<(), AppError> {
     refuse_existing(&args.out)?;
     let run = LoadedRun::open(&args.run)?;
+    super::needs_plane(&run, "interpolate")?;
     let data = load_data(&run.config.settings)?;
     let n_test = data.test.len();
     for (flag, i) in [
@@ -206,6 +204,6 @@ pub fn interpolate(args: InterpolateArgs) -> Result<(), AppError> {
         .collect();
     let images = decode(&run, &points)?;
     save_montage(&args.out, &images, image_size(&run), steps, SCALE)?;
-    println!("{}", args.out.display());
+    say!("{}", args.out.display())?;
     Ok(())
 }

@@ -1,5 +1,14 @@
 //! What each subcommand does, from parsed arguments to files and printed lines.
 
+/// `println!` that returns `AppError::Stdout` instead of panicking when standard output is
+/// closed, as it is under `latentlab devices | head`.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::error::AppError::Stdout)
+    }};
+}
+
 mod bench;
 mod inspect;
 pub mod output;
@@ -23,16 +32,28 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
     }
 }
 
+/// Refuses, before any work, a run whose latent space is not the plane that `what` draws.
+fn needs_plane(run: &crate::run::LoadedRun, what: &str) -> Result<(), AppError> {
+    let latent = run.config.settings.model.latent;
+    if latent == 2 {
+        return Ok(());
+    }
+    Err(AppError::Usage(format!(
+        "{}: this model has {latent} latent dimensions; {what} needs a 2-D latent (--latent 2)",
+        run.dir.display()
+    )))
+}
+
 fn devices() -> Result<(), AppError> {
     let (adapters, chosen) = device::list_adapters()?;
-    println!("wgpu adapters:");
+    say!("wgpu adapters:")?;
     for a in &adapters {
-        println!("  {}  [{}]", a.name, a.id);
+        say!("  {}  [{}]", a.name, a.id)?;
     }
-    println!("--device gpu uses: {chosen}");
-    println!(
+    say!("--device gpu uses: {chosen}")?;
+    say!(
         "--device cpu uses: Burn's flex backend on {}",
         device::cpu_name()
-    );
+    )?;
     Ok(())
 }

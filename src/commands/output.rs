@@ -14,7 +14,7 @@ use crate::model::{AutoEncoder, ModelKind};
 use crate::report::figures::{self, FigureOptions, RunFigures};
 use crate::report::{Summary, iwae, metrics};
 use crate::run::{self, Latents, MetricsRow};
-use crate::train::Trained;
+use crate::train::{Timings, Trained};
 use crate::train::session::encode_images;
 
 /// One model as the explorer shows it: its weights, its kind, its epoch and its test codes.
@@ -105,18 +105,20 @@ fn write_explorer(
 }
 
 /// Writes latents.csv, summary.json, the figures, the GIF and the explorer of a run whose
-/// epochs are all done.
+/// epochs are all done; returns where the run's time went, training included.
 pub fn finish_run(
     trained: &Trained,
     data: &Dataset,
     figures: &FigureOptions,
-) -> Result<(), AppError> {
+) -> Result<Timings, AppError> {
     let Trained {
         session,
         opened,
         run_dir,
         rows,
+        timings,
     } = trained;
+    let mut timings = timings.clone();
     let settings = &session.settings;
     let iwae_note = if settings.model.kind.is_variational() {
         format!(" (IWAE with K={})", settings.iwae_samples)
@@ -129,11 +131,13 @@ pub fn finish_run(
     // it is the same code for every run, and it spares a software GPU (lavapipe) the kernel
     // compilation and autotuning of a dozen new tensor shapes.
     let cpu = Device::flex();
+    let encoding = std::time::Instant::now();
     let model = session.model().valid().to_device(&cpu);
     let test_images = session.test.to_device(&cpu);
     let train_images = session.train.to_device(&cpu);
     let test = encode_images(&model, &test_images, latent)?;
     let train = encode_images(&model, &train_images, latent)?;
+    timings.add("encoding", encoding.elapsed().as_secs_f64());
     run::write_latents(
         &run_dir.join("latents.csv"),
         &Latents {
@@ -144,12 +148,14 @@ pub fn finish_run(
         },
     )?;
     let last = rows.last();
-    let iwae = iwae::iwae_log_likelihood(
-        &model,
-        &test_images.rows(0..test_images.len()),
-        settings.iwae_samples,
-        settings.seed,
-    )?;
+    let iwae = timings.time("IWAE", || {
+        iwae::iwae_log_likelihood(
+            &model,
+            &test_images.rows(0..test_images.len()),
+            settings.iwae_samples,
+            settings.seed,
+        )
+    })?;
     let (latent_mean, latent_std) = crate::stats::mean_std(&test.mu, latent);
     let train_seconds: f64 = rows.iter().map(|r| r.seconds).sum();
     let summary = Summary {
@@ -162,14 +168,16 @@ pub fn finish_run(
         test_recon: last.map_or(f64::NAN, |r| r.test_recon),
         test_kl: last.map_or(f64::NAN, |r| r.test_kl),
         test_loss: last.map_or(f64::NAN, |r| r.test_loss),
-        knn5_accuracy: metrics::knn_accuracy(
-            &train.mu,
-            &session.train.labels,
-            &test.mu,
-            &session.test.labels,
-            latent,
-            5,
-        ),
+        knn5_accuracy: timings.time("kNN", || {
+            metrics::knn_accuracy(
+                &train.mu,
+                &session.train.labels,
+                &test.mu,
+                &session.test.labels,
+                latent,
+                5,
+            )
+        }),
         latent_mean,
         latent_std,
         empty_cell_share: if latent == 2 {
@@ -203,9 +211,10 @@ pub fn finish_run(
             data,
             &session.test.labels,
             figures,
+            &mut timings,
         )?;
     }
-    Ok(())
+    Ok(timings)
 }
 
 /// One trained model, as its figures, animation and explorer show it.
@@ -229,6 +238,7 @@ pub fn draw_run(
     data: &Dataset,
     labels: &[u8],
     options: &FigureOptions,
+    timings: &mut Timings,
 ) -> Result<Vec<PathBuf>, AppError> {
     let figs = RunFigures {
         model: run.model,
@@ -241,12 +251,13 @@ pub fn draw_run(
         labels,
         rows: run.rows,
     };
-    let mut written = figures::draw_all(&figs, run.run_dir, options)?;
+    let mut written = timings.time("figures", || figures::draw_all(&figs, run.run_dir, options))?;
     written.extend(write_animation_and_explorer(
         run.run_dir,
         "latent_evolution.gif",
         data,
         std::slice::from_ref(run),
+        timings,
     )?);
     Ok(written)
 }
@@ -258,6 +269,7 @@ pub fn write_animation_and_explorer(
     gif_name: &str,
     data: &Dataset,
     runs: &[VisualRun],
+    timings: &mut Timings,
 ) -> Result<Vec<PathBuf>, AppError> {
     let evolution: Vec<EvolutionInput> = runs
         .iter()
@@ -269,10 +281,12 @@ pub fn write_animation_and_explorer(
             last_step: r.epoch * r.steps_per_epoch,
         })
         .collect();
-    let mut written: Vec<PathBuf> =
-        write_evolution(&dir.join(gif_name), &evolution, &data.test.labels)?
-            .into_iter()
-            .collect();
+    let mut written: Vec<PathBuf> = timings
+        .time("animation", || {
+            write_evolution(&dir.join(gif_name), &evolution, &data.test.labels)
+        })?
+        .into_iter()
+        .collect();
     let explorer: Vec<ExplorerInput> = runs
         .iter()
         .map(|r| ExplorerInput {
@@ -282,6 +296,6 @@ pub fn write_animation_and_explorer(
             codes: r.codes,
         })
         .collect();
-    written.push(write_explorer(dir, data, &explorer)?);
+    written.push(timings.time("explorer", || write_explorer(dir, data, &explorer))?);
     Ok(written)
 }

@@ -8,7 +8,7 @@ use crate::error::AppError;
 use crate::model::ModelKind;
 use crate::report::compare;
 use crate::run::{self, LoadedRun, RunConfig};
-use crate::train::{self, RunTarget, load_data};
+use crate::train::{self, RunTarget, Timings, load_data};
 
 use super::output::{self, VisualRun};
 
@@ -25,7 +25,8 @@ pub fn train(args: TrainArgs) -> Result<(), AppError> {
             )));
         }
         let (trained, data) = train::resume(run_dir)?;
-        output::finish_run(&trained, &data, &args.figures.options())?;
+        let timings = output::finish_run(&trained, &data, &args.figures.options())?;
+        eprintln!("time: {timings}");
         trained.run_dir
     } else {
         let model = args
@@ -38,15 +39,17 @@ pub fn train(args: TrainArgs) -> Result<(), AppError> {
         };
         let data = load_data(&settings)?;
         let trained = train::train_new(settings, &data, &target)?;
-        output::finish_run(&trained, &data, &args.figures.options())?;
+        let timings = output::finish_run(&trained, &data, &args.figures.options())?;
+        eprintln!("time: {timings}");
         trained.run_dir
     };
-    println!("{}", run_dir.display());
+    say!("{}", run_dir.display())?;
     Ok(())
 }
 
 pub fn compare(args: CompareArgs) -> Result<(), AppError> {
     let opts = args.figures.options();
+    let mut timings = Timings::default();
     let mut shared_data = None;
     let (ae_dir, vae_dir) = match (&args.ae, &args.vae) {
         (Some(ae), Some(vae)) => (ae.clone(), vae.clone()),
@@ -54,6 +57,13 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
             // Check the output folder before spending minutes on training.
             if let Some(out) = args.out.as_ref().filter(|o| o.exists()) {
                 return Err(run::RunError::Exists { path: out.clone() }.into());
+            }
+            if args.flags.latent != 2 {
+                return Err(AppError::Usage(format!(
+                    "--latent {}: compare draws the two latent planes side by side and needs \
+                     --latent 2 (train takes other sizes; its run then has numbers but no figures)",
+                    args.flags.latent
+                )));
             }
             let target = RunTarget::Under(args.runs_dir.clone());
             let ae = args
@@ -69,7 +79,7 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
             let mut dirs = Vec::new();
             for settings in [ae, vae] {
                 let trained = train::train_new(settings, &data, &target)?;
-                output::finish_run(&trained, &data, &opts)?;
+                timings.merge(&output::finish_run(&trained, &data, &opts)?);
                 dirs.push(trained.run_dir);
             }
             let dirs = (dirs.remove(0), dirs.remove(0));
@@ -79,6 +89,9 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
     };
     let ae = open_as(&ae_dir, ModelKind::Ae, "--ae")?;
     let vae = open_as(&vae_dir, ModelKind::Vae, "--vae")?;
+    for (run, flag) in [(&ae, "--ae"), (&vae, "--vae")] {
+        super::needs_plane(run, &format!("compare {flag}"))?;
+    }
     let (sa, sv) = (&ae.config.settings, &vae.config.settings);
     if sa.dataset != sv.dataset || sa.data_dir != sv.data_dir {
         return Err(AppError::Usage(format!(
@@ -97,9 +110,11 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
         Some(dir) => run::create_exact_dir(dir)?,
         None => run::create_new_run_dir(&args.runs_dir, "compare", sa.dataset.as_str())?,
     };
+    let comparing = std::time::Instant::now();
     let ae_side = compare::measure(&ae, &data, &opts)?;
     let vae_side = compare::measure(&vae, &data, &opts)?;
     compare::write(&ae_side, &vae_side, &data.test.labels, &out)?;
+    timings.add("comparison", comparing.elapsed().as_secs_f64());
     fn visual<'a>(run: &'a LoadedRun, codes: &'a [f32], data: &Dataset) -> VisualRun<'a> {
         VisualRun {
             model: &run.model,
@@ -120,11 +135,13 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
             visual(&ae, &ae_side.codes.mu, &data),
             visual(&vae, &vae_side.codes.mu, &data),
         ],
+        &mut timings,
     )?;
     for line in compare::observations(&ae_side, &vae_side) {
         eprintln!("- {}", line.replace("**", ""));
     }
-    println!("{}", out.display());
+    eprintln!("time, both models: {timings}");
+    say!("{}", out.display())?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::idx::{IdxError, IdxKind, read_idx};
+use super::idx::{IdxArray, IdxError, IdxKind, read_idx, read_idx_bytes};
 
 /// The four standard file names every MNIST-family set uses (Fashion-MNIST and KMNIST too).
 pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
@@ -176,13 +176,21 @@ pub fn load_dataset(
     name: &str,
     known: Option<&KnownSet>,
 ) -> Result<Dataset, DataError> {
-    if !dir.is_dir() {
+    // MNIST's default folder is missing outside a clone of the repository (after `cargo
+    // install`): then the copy inside the binary is read.
+    let from_binary = name == "mnist" && dir == Path::new(super::bundled::DEFAULT_DIR);
+    if !dir.is_dir() && !from_binary {
         return Err(DataError::MissingDir {
             dir: dir.to_path_buf(),
         });
     }
-    let (train, train_shape) = load_split(dir, TRAIN_IMAGES, TRAIN_LABELS, known)?;
-    let (test, test_shape) = load_split(dir, TEST_IMAGES, TEST_LABELS, known)?;
+    let source = if dir.is_dir() {
+        Source::Folder(dir)
+    } else {
+        Source::Binary
+    };
+    let (train, train_shape) = load_split(&source, TRAIN_IMAGES, TRAIN_LABELS, known)?;
+    let (test, test_shape) = load_split(&source, TEST_IMAGES, TEST_LABELS, known)?;
     if train_shape.1 != test_shape.1 {
         return Err(DataError::SizeMismatch {
             train: train_shape.0,
@@ -205,17 +213,44 @@ pub fn load_dataset(
 
 type Shape = (PathBuf, (usize, usize));
 
+/// Where the four files are read from.
+enum Source<'a> {
+    Folder(&'a Path),
+    /// The MNIST copy inside the binary (`super::bundled`).
+    Binary,
+}
+
+impl Source<'_> {
+    /// One file, read and parsed; returns the path that names it in errors too.
+    fn read(&self, name: &str, kind: IdxKind) -> Result<(PathBuf, IdxArray), DataError> {
+        match self {
+            Source::Folder(dir) => {
+                let path = find_file(dir, name)?;
+                let array = read_idx(&path, kind)?;
+                Ok((path, array))
+            }
+            Source::Binary => {
+                let path = super::bundled::label(name);
+                let bytes = super::bundled::file(name).ok_or_else(|| DataError::MissingFile {
+                    dir: PathBuf::from("<bundled MNIST>"),
+                    name: name.to_string(),
+                })?;
+                let array = read_idx_bytes(&path, bytes, kind)?;
+                Ok((path, array))
+            }
+        }
+    }
+}
+
 fn load_split(
-    dir: &Path,
+    source: &Source,
     images_name: &str,
     labels_name: &str,
     known: Option<&KnownSet>,
 ) -> Result<(Split, Shape), DataError> {
-    let images_path = find_file(dir, images_name)?;
-    let labels_path = find_file(dir, labels_name)?;
-    let images = read_idx(&images_path, IdxKind::Images)?;
+    let (images_path, images) = source.read(images_name, IdxKind::Images)?;
     check_md5(&images_path, images_name, &images.md5, known)?;
-    let labels = read_idx(&labels_path, IdxKind::Labels)?;
+    let (labels_path, labels) = source.read(labels_name, IdxKind::Labels)?;
     check_md5(&labels_path, labels_name, &labels.md5, known)?;
 
     let (n, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);

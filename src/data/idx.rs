@@ -132,6 +132,21 @@ pub fn read_idx(path: &Path, kind: IdxKind) -> Result<IdxArray, IdxError> {
     }
 }
 
+/// Reads an IDX file held in memory, raw or gzipped (the MNIST copy inside the binary);
+/// `path` names it in errors.
+pub fn read_idx_bytes(path: &Path, bytes: &[u8], kind: IdxKind) -> Result<IdxArray, IdxError> {
+    if bytes.is_empty() {
+        return Err(IdxError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        parse(path, kind, MultiGzDecoder::new(bytes), true)
+    } else {
+        parse(path, kind, bytes, false)
+    }
+}
+
 /// Parses IDX bytes from any reader (the unit tests and the fuzz test feed it memory).
 pub fn parse_idx(bytes: &[u8], kind: IdxKind) -> Result<IdxArray, IdxError> {
     let path = Path::new("<memory>");
@@ -205,7 +220,7 @@ fn parse(
 
     // One byte more than needed tells trailing garbage from an exact fit.
     let mut data = Vec::new();
-    reader
+    (&mut reader)
         .take(total + 1)
         .read_to_end(&mut data)
         .map_err(read_err)?;
@@ -219,9 +234,12 @@ fn parse(
         });
     }
     if got > total {
+        // Count the rest without keeping it (bounded, in case of a gzip bomb behind the data).
+        let rest = std::io::copy(&mut reader.take(MAX_DATA_BYTES), &mut std::io::sink())
+            .map_err(read_err)?;
         return Err(IdxError::TrailingData {
             path: p(),
-            extra: got - total,
+            extra: got - total + rest,
             dims,
         });
     }

@@ -1,5 +1,6 @@
 //! The data: IDX files read and checked, loaded as one MNIST-family data set.
 
+pub mod bundled;
 pub mod dataset;
 pub mod fetch;
 pub mod idx;
@@ -14,7 +15,7 @@ pub use dataset::{
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetName {
-    /// MNIST digits, bundled in data/mnist.
+    /// MNIST digits, bundled in data/mnist and inside the binary.
     Mnist,
     /// Zalando's Fashion-MNIST (clothes), fetched into data/fashion-mnist on first use.
     FashionMnist,

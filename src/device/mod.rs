@@ -154,6 +154,7 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// A mode-0700 folder for `XDG_RUNTIME_DIR` when the environment has no usable one, so the
 /// Vulkan loader starts quietly; `None` when the variable is already fine (or none can be made).
+#[cfg(unix)]
 pub fn private_runtime_dir() -> Option<std::path::PathBuf> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let usable = |p: &std::path::Path| {
@@ -167,4 +168,10 @@ pub fn private_runtime_dir() -> Option<std::path::PathBuf> {
     std::fs::create_dir_all(&dir).ok()?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok()?;
     usable(&dir).then_some(dir)
+}
+
+/// Only the Vulkan loader of unix systems reads `XDG_RUNTIME_DIR`: nothing to give elsewhere.
+#[cfg(not(unix))]
+pub fn private_runtime_dir() -> Option<std::path::PathBuf> {
+    None
 }

@@ -49,6 +49,24 @@ impl std::str::FromStr for GridRange {
     }
 }
 
+impl GridRange {
+    /// The box a grid of this range spans, as a figure title or the report names it:
+    /// "decoded grid over {this}".
+    pub fn describe(self) -> String {
+        match self {
+            GridRange::Percentile => "the 1st-99th percentile box of the test codes".into(),
+            GridRange::MinMax => "the full range of the test codes".into(),
+            GridRange::Explicit([a, b, c, d]) => format!("the chosen box z1 {a}..{b}, z2 {c}..{d}"),
+        }
+    }
+
+    /// Whether two models' grids of this range cover the same part of the plane (an
+    /// explicit box) or each its own codes' extent.
+    pub fn is_shared(self) -> bool {
+        matches!(self, GridRange::Explicit(_))
+    }
+}
+
 const GRID_RANGE_HELP: &str =
     "give p1-p99, min-max, or four numbers z1_lo,z1_hi,z2_lo,z2_hi with lo < hi, as in -3,3,-2,2";
 

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use super::summary::Summary;
 use super::{FigureOptions, ReportError, metrics};
+use crate::config::TrainSettings;
 use crate::data::Dataset;
-use crate::plot::grid::{self, GridAxes, GridFigure, decode_points};
+use crate::plot::grid::{self, GridAxes, GridFigure, GridRange, decode_points};
 use crate::plot::scatter::{self, ScatterData};
 use crate::plot::{PlotError, save_figure};
 use crate::run::{self, LoadedRun, RunError};
@@ -19,6 +20,8 @@ use crate::train::session::{Codes, DeviceSplit, encode_images};
 /// One side of the comparison, with everything measured on it.
 pub struct Side {
     pub run_dir: PathBuf,
+    /// The run's own settings, so the report says what the two runs share and what not.
+    pub settings: TrainSettings,
     pub summary: Summary,
     pub codes: Codes,
     pub grid: GridFigure,
@@ -26,6 +29,8 @@ pub struct Side {
     pub roughness: (f64, f64),
     /// The course's "sum -log sigma + sigma^2 + mu^2" on the test codes, nats per image (VAE).
     pub course_kl: Option<f64>,
+    /// The box the grid spans (`--grid-range`), which the report's wording follows.
+    pub range: GridRange,
 }
 
 #[derive(Serialize)]
@@ -66,17 +71,83 @@ pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<
     let kind = run.config.settings.model.kind.as_str().to_uppercase();
     Ok(Side {
         run_dir: run.dir.clone(),
+        settings: run.config.settings.clone(),
         grid: GridFigure {
             axes,
             images,
             image_size: (data.rows, data.cols),
-            title: format!("{kind}: decoded grid over its 1st-99th percentile box"),
+            title: grid_title(&kind, opts.grid_range),
         },
         summary,
         codes,
         roughness,
         course_kl,
+        range: opts.grid_range,
     })
+}
+
+/// "AE: decoded grid over its 1st-99th percentile box": each model's own box, unless the
+/// user chose one box for both.
+fn grid_title(kind: &str, range: GridRange) -> String {
+    match range {
+        GridRange::Percentile => format!("{kind}: decoded grid over its 1st-99th percentile box"),
+        GridRange::MinMax => format!("{kind}: decoded grid over its codes' full range"),
+        GridRange::Explicit(_) => format!("{kind}: decoded grid over {}", range.describe()),
+    }
+}
+
+/// The report's first sentence: what the two runs share, and each setting they differ in
+/// (a comparison of two finished runs, `compare --ae --vae`, may pair any two).
+pub fn setup_sentence(a: &TrainSettings, v: &TrainSettings) -> String {
+    let images = |s: &TrainSettings| s.train_limit.map_or("all".to_string(), |n| n.to_string());
+    let sizes = |s: &TrainSettings| {
+        let m = &s.model;
+        format!("{}-{}-{}-{}", m.input, m.hidden[0], m.hidden[1], m.latent)
+    };
+    let settings: [(&str, String, String); 6] = [
+        ("epochs", a.epochs.to_string(), v.epochs.to_string()),
+        ("training images", images(a), images(v)),
+        ("seed", a.seed.to_string(), v.seed.to_string()),
+        ("sizes", sizes(a), sizes(v)),
+        ("batch size", a.batch_size.to_string(), v.batch_size.to_string()),
+        ("learning rate", a.lr.to_string(), v.lr.to_string()),
+    ];
+    let (same, differ): (Vec<_>, Vec<_>) = settings.iter().partition(|(_, x, y)| x == y);
+    let shared: Vec<String> = same
+        .iter()
+        .map(|(name, x, _)| match *name {
+            "epochs" if x == "1" => "1 epoch".to_string(),
+            "epochs" => format!("{x} epochs"),
+            "training images" if x == "all" => "all training images".to_string(),
+            "sizes" => format!("sizes {x}"),
+            _ => format!("{name} {x}"),
+        })
+        .collect();
+    let mut shared = shared;
+    shared.insert(0, "the same data set".to_string());
+    let mut sentence = format!("Both models: {}", join_and(&shared));
+    if differ.is_empty() {
+        sentence.push('.');
+    } else {
+        let parts: Vec<String> = differ
+            .iter()
+            .map(|(name, x, y)| format!("{name} (AE {x}, VAE {y})"))
+            .collect();
+        sentence.push_str(&format!(
+            ". They differ in {}, so not every difference below is the model's.",
+            join_and(&parts)
+        ));
+    }
+    sentence
+}
+
+/// "a", "a and b", "a, b and c".
+fn join_and(parts: &[String]) -> String {
+    match parts {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// Mean over images of sum_i (-log sigma_i + sigma_i^2 + mu_i^2).
@@ -177,9 +248,8 @@ pub fn report_markdown(ae: &Side, vae: &Side) -> String {
     let _ = writeln!(s, "# AE vs VAE on {}: what do you notice?\n", a.dataset);
     let _ = writeln!(
         s,
-        "Both models: {} epochs, same data, seed and sizes; AE run `{}`, VAE run `{}`. \
-         All numbers are on the {} test images.\n",
-        a.epochs,
+        "{} AE run `{}`, VAE run `{}`. All numbers are on the {} test images.\n",
+        setup_sentence(&ae.settings, &vae.settings),
         ae.run_dir.display(),
         vae.run_dir.display(),
         ae.codes.mu.len() / 2
@@ -307,8 +377,8 @@ pub fn observations(ae: &Side, vae: &Side) -> Vec<String> {
     };
     out.push(format!(
         "**Smoothness of the decoded grid.** Neighbouring cells differ by {:.3} (AE) and {:.3} (VAE) in mean absolute pixel value: {smoother}{jumps}. \
-         Each grid spans its own model's percentile box, so this compares the two maps across their whole used range.",
-        ae.roughness.0, vae.roughness.0
+         {}",
+        ae.roughness.0, vae.roughness.0, span_note(ae.range)
     ));
 
     let knn = if (a.knn5_accuracy - v.knn5_accuracy).abs() < 0.01 {
@@ -363,6 +433,24 @@ pub fn observations(ae: &Side, vae: &Side) -> Vec<String> {
     out
 }
 
+/// What the grids' smoothness compares, by the box they span.
+fn span_note(range: GridRange) -> String {
+    if range.is_shared() {
+        format!(
+            "Both grids span {}, so this compares the two maps over the same part of the plane, used or not.",
+            range.describe()
+        )
+    } else {
+        format!(
+            "Each grid spans its own model's {}, so this compares the two maps across their whole used range.",
+            match range {
+                GridRange::MinMax => "full range of test codes",
+                _ => "1st-99th percentile box",
+            }
+        )
+    }
+}
+
 /// The paragraph relating the spec's exact KL to the course's "sum -log sigma + sigma^2 + mu^2".
 pub fn kl_paragraph(vae: &Side) -> String {
     let exact_half = 0.5 * (0.5 - 1.0 - 0.5f64.ln());
@@ -382,4 +470,81 @@ pub fn kl_paragraph(vae: &Side) -> String {
          sigma = 1/sqrt(2) = 0.707, where the exact KL is still {exact_half:.4} nats per dimension. The course's form also pulls mu \
          to 0 twice as hard. So it is the KL only up to these factors: 2 KL = mu^2 + sigma^2 - 1 - 2 log sigma.{measured}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DatasetName;
+    use crate::device::DeviceChoice;
+    use crate::model::{ModelConfig, ModelKind};
+
+    fn settings(kind: ModelKind) -> TrainSettings {
+        TrainSettings {
+            model: ModelConfig {
+                kind,
+                input: 784,
+                hidden: [512, 256],
+                latent: 2,
+            },
+            device: DeviceChoice::Cpu,
+            dataset: DatasetName::Mnist,
+            mirror: None,
+            data_dir: "data/mnist".into(),
+            epochs: 10,
+            batch_size: 128,
+            lr: 1e-3,
+            beta: 1.0,
+            seed: 0,
+            train_limit: None,
+            iwae_samples: 100,
+            snapshot_every: None,
+        }
+    }
+
+    #[test]
+    fn runs_trained_alike_are_said_to_share_everything() {
+        let s = setup_sentence(&settings(ModelKind::Ae), &settings(ModelKind::Vae));
+        assert_eq!(
+            s,
+            "Both models: the same data set, 10 epochs, all training images, seed 0, \
+             sizes 784-512-256-2, batch size 128 and learning rate 0.001."
+        );
+    }
+
+    #[test]
+    fn every_setting_two_runs_differ_in_is_named_with_both_values() {
+        let a = settings(ModelKind::Ae);
+        let mut v = settings(ModelKind::Vae);
+        v.seed = 7;
+        v.epochs = 3;
+        v.train_limit = Some(1000);
+        let s = setup_sentence(&a, &v);
+        assert!(s.starts_with("Both models: the same data set, sizes 784-512-256-2, batch size 128 and learning rate 0.001. "), "{s}");
+        assert!(
+            s.contains("They differ in epochs (AE 10, VAE 3), training images (AE all, VAE 1000) and seed (AE 0, VAE 7)"),
+            "{s}"
+        );
+        assert!(!s.contains("seed 0,"), "{s}");
+
+        v = settings(ModelKind::Vae);
+        v.model.hidden = [256, 128];
+        let s = setup_sentence(&a, &v);
+        assert!(s.contains("They differ in sizes (AE 784-512-256-2, VAE 784-256-128-2),"), "{s}");
+        assert!(s.contains("seed 0"), "{s}");
+    }
+
+    #[test]
+    fn the_smoothness_note_follows_the_grid_range() {
+        assert!(span_note(GridRange::Percentile).contains("its own model's 1st-99th percentile box"));
+        assert!(span_note(GridRange::MinMax).contains("its own model's full range of test codes"));
+        let explicit = span_note(GridRange::Explicit([-3.0, 3.0, -2.0, 2.0]));
+        assert!(explicit.contains("Both grids span the chosen box z1 -3..3, z2 -2..2"), "{explicit}");
+        assert!(!explicit.contains("percentile"), "{explicit}");
+        assert_eq!(
+            grid_title("VAE", GridRange::Percentile),
+            "VAE: decoded grid over its 1st-99th percentile box"
+        );
+        assert!(grid_title("AE", GridRange::MinMax).contains("full range"));
+    }
 }

@@ -69,13 +69,9 @@ pub fn draw_all(
         },
     )?);
 
-    let range_note = match opts.grid_range {
-        GridRange::Percentile => "over the 1st-99th percentile box of the test codes",
-        GridRange::MinMax => "over the full range of the test codes",
-        GridRange::Explicit(_) => "over the chosen box",
-    };
+    let range_note = format!("over {}", opts.grid_range.describe());
     let axes = GridAxes::over_codes(run.codes, opts.grid_range, opts.grid_size);
-    written.extend(decoded_grid(run, dir, "decoded_grid", axes, range_note)?);
+    written.extend(decoded_grid(run, dir, "decoded_grid", axes, &range_note)?);
     if run.kind.is_variational() {
         let axes = GridAxes::prior(opts.grid_size);
         written.extend(decoded_grid(

@@ -82,6 +82,48 @@ pub struct Trained {
     pub opened: OpenedDevice,
     pub run_dir: PathBuf,
     pub rows: Vec<MetricsRow>,
+    /// Where this process's time went so far (training, test losses, checkpoints).
+    pub timings: Timings,
+}
+
+/// Seconds spent per phase of a command, in the order the phases first ran, so that a user
+/// sees where the time went (`compare` prints them at its end).
+#[derive(Debug, Clone, Default)]
+pub struct Timings(Vec<(&'static str, f64)>);
+
+impl Timings {
+    /// Adds `seconds` to `phase`.
+    pub fn add(&mut self, phase: &'static str, seconds: f64) {
+        match self.0.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, s)) => *s += seconds,
+            None => self.0.push((phase, seconds)),
+        }
+    }
+
+    /// Runs `f`, adding its wall time to `phase`.
+    pub fn time<T>(&mut self, phase: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = std::time::Instant::now();
+        let result = f();
+        self.add(phase, start.elapsed().as_secs_f64());
+        result
+    }
+
+    pub fn merge(&mut self, other: &Timings) {
+        for &(phase, seconds) in &other.0 {
+            self.add(phase, seconds);
+        }
+    }
+
+    pub fn total(&self) -> f64 {
+        self.0.iter().map(|(_, s)| s).sum()
+    }
+}
+
+impl std::fmt::Display for Timings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(p, s)| format!("{p} {s:.1} s")).collect();
+        write!(f, "{} (total {:.1} s)", parts.join(", "), self.total())
+    }
 }
 
 /// Where a new run goes.
@@ -187,6 +229,7 @@ fn run_epochs(
 ) -> Result<Trained, TrainError> {
     let run_dir_path = run_dir.clone();
     let run_dir = run_dir_path.as_path();
+    let mut timings = Timings::default();
     let settings = session.settings.clone();
     let first = rows.len() + 1;
     let label = format!(
@@ -236,7 +279,8 @@ fn run_epochs(
             }
             other => other?,
         };
-        let eval = session.evaluate()?;
+        timings.add("training", stats.seconds);
+        let eval = timings.time("test losses", || session.evaluate())?;
         let row = MetricsRow {
             epoch,
             seconds: stats.seconds,
@@ -247,14 +291,16 @@ fn run_epochs(
             test_loss: eval.loss,
         };
         rows.push(row.clone());
-        run::write_metrics(&run_dir.join("metrics.csv"), &rows)?;
-        checkpoint::save(
-            run_dir,
-            epoch,
-            session.model(),
-            &session.optim,
-            settings.model.kind,
-        )?;
+        timings.time("checkpoints", || {
+            run::write_metrics(&run_dir.join("metrics.csv"), &rows)?;
+            checkpoint::save(
+                run_dir,
+                epoch,
+                session.model(),
+                &session.optim,
+                settings.model.kind,
+            )
+        })?;
         progress.finish_epoch(
             epoch,
             settings.epochs,
@@ -275,5 +321,6 @@ fn run_epochs(
         opened,
         run_dir: run_dir_path,
         rows,
+        timings,
     })
 }

@@ -4,7 +4,6 @@
 //! image's digit. Needs the Debian packages chromium and chromium-driver (.ci/run installs
 //! them); the screenshots land in target/tmp/explorer-*.png for a person to look at.
 
-mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use common::{latentlab, read_png};
+use crate::common::{latentlab, read_png};
 
 /// The largest difference allowed between the page's pixels and the Rust decoder's.
 const TOLERANCE: f64 = 1e-4;

@@ -1,11 +1,10 @@
 //! A short real run of the binary on a slice of MNIST: every file of the run directory is
 //! written, and every figure is a real picture.
 
-mod common;
 
 use std::path::Path;
 
-use common::{latentlab, read_png};
+use crate::common::{latentlab, read_png};
 
 fn train(model: &str, out: &Path, extra: &[&str]) {
     latentlab()
@@ -174,4 +173,55 @@ fn an_ae_run_has_no_prior_grid_and_no_sigma() {
     // --snapshot-every 10: every 10th step of the 48, and the last one.
     assert_eq!(snapshot_steps(&run), [0, 10, 20, 30, 40, 48]);
     assert_eq!(gif_frames(&run.join("latent_evolution.gif")), 6 + 2);
+}
+
+/// Outside a clone (an installed binary run in an empty folder) there is no data/mnist: the
+/// MNIST copy inside the binary is used, and the run goes into runs/ of that folder. The
+/// bundled copy gives exactly the numbers the folder gives.
+#[test]
+fn an_installed_binary_trains_in_an_empty_folder_from_its_own_mnist() {
+    let empty = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--model",
+        "ae",
+        "--train-limit",
+        "512",
+        "--epochs",
+        "1",
+    ];
+    let output = latentlab()
+        .current_dir(empty.path())
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let run_dir = std::path::PathBuf::from(String::from_utf8(output).unwrap().trim());
+    let run_dir = empty.path().join(run_dir);
+    assert!(
+        run_dir.starts_with(empty.path().join("runs")),
+        "{}",
+        run_dir.display()
+    );
+    let bundled = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let from_folder = here.path().join("run");
+    latentlab()
+        .args(args)
+        .args(["--out", from_folder.to_str().unwrap()])
+        .assert()
+        .success();
+    let folder = std::fs::read_to_string(from_folder.join("metrics.csv")).unwrap();
+    // Same losses (the seconds differ): compare every column but seconds and images/s.
+    let losses = |csv: &str| -> Vec<String> {
+        csv.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{},{}", f[0], f[3..].join(","))
+            })
+            .collect()
+    };
+    assert_eq!(losses(&bundled), losses(&folder));
 }

@@ -4,13 +4,12 @@
 //! nothing in the folder. (MNIST stands in for Fashion-MNIST and KMNIST: it is the set whose
 //! real files the repository has; `--mirror` makes latentlab fetch it like the others.)
 
-mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 
-use common::{latentlab, mnist_dir};
+use crate::common::{latentlab, mnist_dir};
 
 const NAMES: [&str; 4] = [
     "train-images-idx3-ubyte",

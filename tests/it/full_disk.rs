@@ -7,12 +7,11 @@
 //! needed), sized from a reference run so that the first epoch's checkpoint fits and the
 //! second does not.
 
-mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{latentlab, mnist_dir};
+use crate::common::{latentlab, mnist_dir};
 
 const ARGS: [&str; 10] = [
     "--model",

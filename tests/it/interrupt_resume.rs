@@ -1,13 +1,12 @@
 //! Ctrl-C in the middle of a run keeps the finished epochs, and `--resume` ends with exactly
 //! the result of a run that was never interrupted.
 
-mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{latentlab, repo};
+use crate::common::{latentlab, repo};
 
 const ARGS: [&str; 8] = [
     "train",

@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests (each test file includes this as a module).
+//! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -1,9 +1,8 @@
 //! Bad input given to the real binary: exit status 2, one sentence naming what is wrong,
 //! and nothing written.
 
-mod common;
 
-use common::{copy_mnist, latentlab};
+use crate::common::{copy_mnist, latentlab};
 use predicates::prelude::*;
 
 fn refused(args: &[&str], needle: &str) {
@@ -189,4 +188,62 @@ fn no_graphics_adapter_is_one_sentence_and_the_cpu_still_works() {
         .assert()
         .success();
     assert!(out.join("checkpoint/latest.json").is_file());
+}
+
+/// `latentlab devices | head -1`: the reader leaves before latentlab has written; latentlab
+/// ends quietly with success, as a unix tool does, instead of panicking on the closed pipe.
+#[test]
+fn a_reader_that_leaves_early_is_no_failure() {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("latentlab"))
+        .arg("devices")
+        .current_dir(crate::common::repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end at once: listing the adapters takes far longer than this.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{stderr}");
+}
+
+/// Other latent sizes train (numbers, no figures); the commands that draw or decode the
+/// latent plane refuse such a run up front with one sentence, and `compare` refuses before
+/// training anything.
+#[test]
+fn a_latent_other_than_two_trains_and_the_plane_commands_refuse_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run3");
+    latentlab()
+        .args(["train", "--model", "vae", "--latent", "3", "--epochs", "1"])
+        .args(["--train-limit", "256", "--iwae-samples", "2", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["latent_std"].as_array().unwrap().len(), 3);
+    assert!(!run.join("decoded_grid.png").exists());
+
+    let r = run.to_str().unwrap();
+    let png = tmp.path().join("x.png");
+    let p = png.to_str().unwrap();
+    for args in [
+        vec!["plot", r],
+        vec!["decode", r, "--z", "0,0", "--out", p],
+        vec!["sample", r, "--out", p],
+        vec!["interpolate", r, "--from-index", "1", "--to-index", "2", "--out", p],
+    ] {
+        refused(&args, "this model has 3 latent dimensions");
+        assert!(!png.exists(), "{args:?} wrote {p}");
+    }
+    let runs = tmp.path().join("runs");
+    refused(
+        &["compare", "--latent", "3", "--runs-dir", runs.to_str().unwrap()],
+        "--latent 2",
+    );
+    assert!(!runs.exists(), "compare trained before refusing");
 }

@@ -1,11 +1,10 @@
 //! `compare` on a small slice of MNIST writes every file it promises, and the commands that
 //! read a run (plot, encode, decode, sample, interpolate) work on its runs.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{latentlab, read_png};
+use crate::common::{latentlab, read_png};
 
 fn only_run(dir: &Path, prefix: &str) -> PathBuf {
     let runs: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -50,6 +49,8 @@ fn compare_then_the_run_tools() {
 
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for needle in [
+        "Both models: the same data set, 1 epoch, training images 2000, seed 0, sizes 784-512-256-2, batch size 128 and learning rate 0.001. AE run",
+        "Each grid spans its own model's 1st-99th percentile box",
         "## What the numbers show",
         "**Spread and centring.**",
         "**Gaps.**",
@@ -102,6 +103,33 @@ fn compare_then_the_run_tools() {
         .args(["--out", dir.path().join("cmp3").to_str().unwrap()])
         .assert()
         .code(2);
+
+    // Training flags beside finished runs would be ignored: refused instead, nothing written.
+    let flagged = dir.path().join("cmp4");
+    let refused = latentlab()
+        .args(["compare", "--ae", ae.to_str().unwrap(), "--vae", vae.to_str().unwrap()])
+        .args(["--epochs", "3", "--out", flagged.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--epochs"), "{stderr}");
+    assert!(!flagged.exists());
+
+    // One chosen box for both grids: the report says so instead of "percentile box".
+    let boxed = dir.path().join("cmp5");
+    latentlab()
+        .args(["compare", "--ae", ae.to_str().unwrap(), "--vae", vae.to_str().unwrap()])
+        .args(["--grid-range", "-2,2,-1,1", "--out", boxed.to_str().unwrap()])
+        .assert()
+        .success();
+    let report = std::fs::read_to_string(boxed.join("report.md")).unwrap();
+    assert!(
+        report.contains("Both grids span the chosen box z1 -2..2, z2 -1..1"),
+        "{report}"
+    );
+    assert!(!report.contains("own model's 1st-99th percentile box"), "{report}");
 
     // plot redraws the same figures from the checkpoint.
     let before = std::fs::read(vae.join("decoded_grid.png")).unwrap();

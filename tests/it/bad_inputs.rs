@@ -2,11 +2,10 @@
 //! naming the file or flag, no panic, and nothing written. The data cases use a small
 //! made-up `--dataset custom` folder, so each one is a single quick call.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::latentlab;
+use crate::common::latentlab;
 
 const ROWS: u32 = 12;
 
