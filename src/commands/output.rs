@@ -158,6 +158,10 @@ pub fn finish_run(
     })?;
     let (latent_mean, latent_std) = crate::stats::mean_std(&test.mu, latent);
     let train_seconds: f64 = rows.iter().map(|r| r.seconds).sum();
+    let usage = test
+        .sigma
+        .as_ref()
+        .map(|sigma| metrics::latent_usage(&test.mu, sigma, latent));
     let summary = Summary {
         model: settings.model.kind.as_str().to_string(),
         dataset: data.name.clone(),
@@ -193,6 +197,9 @@ pub fn finish_run(
             .map(|s| crate::stats::mean_std(s, latent).0),
         iwae_log_likelihood: iwae,
         iwae_samples: iwae.map(|_| settings.iwae_samples),
+        kl_per_dim: usage.as_ref().map(|u| u.kl_per_dim.clone()),
+        mu_variance_per_dim: usage.as_ref().map(|u| u.mu_variance_per_dim.clone()),
+        active_units: usage.as_ref().map(|u| u.active_units),
     };
     run::write_json(&run_dir.join("summary.json"), &summary)?;
     if latent == 2 {

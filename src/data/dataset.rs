@@ -24,7 +24,7 @@ pub struct KnownSet {
     /// (file name, MD5 of the .gz file as the mirror serves it): a fetched file must match
     /// this or, where known, `md5` once decompressed.
     pub gz_md5: [(&'static str, &'static str); 4],
-    /// Where the set comes from and its licence, for the folder's README.
+    /// Where the set comes from and its licence, for the README.md written beside fetched files.
     pub source: &'static str,
 }
 
@@ -105,7 +105,6 @@ impl Split {
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub name: String,
-    pub dir: PathBuf,
     pub rows: usize,
     pub cols: usize,
     pub train: Split,
@@ -203,7 +202,6 @@ pub fn load_dataset(
     }
     Ok(Dataset {
         name: name.to_string(),
-        dir: dir.to_path_buf(),
         rows: train_shape.1.0,
         cols: train_shape.1.1,
         train,

@@ -98,7 +98,26 @@ pub fn fetch_missing(
         );
         written.push(path);
     }
+    if !written.is_empty() {
+        write_readme(set, dir, &base)?;
+    }
     Ok(written)
+}
+
+/// A README.md beside fetched files, as data/mnist has: where they came from and under
+/// which licence. An existing one (the user's) is left alone.
+fn write_readme(set: &KnownSet, dir: &Path, mirror: &str) -> Result<(), FetchError> {
+    let path = dir.join("README.md");
+    if path.exists() {
+        return Ok(());
+    }
+    let text = format!(
+        "# {}\n\nFetched by latentlab from {mirror}, every file's checksum verified.\n\n\
+         Source and licence: {}.\n",
+        set.name, set.source
+    );
+    crate::atomic::write_new_atomic(&path, text.as_bytes())
+        .map_err(|source| FetchError::Write { path, source })
 }
 
 fn download(url: &str, dir: &Path, mirror: &str) -> Result<Vec<u8>, FetchError> {

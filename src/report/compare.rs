@@ -305,6 +305,17 @@ pub fn report_markdown(ae: &Side, vae: &Side) -> String {
             v.posterior_sigma_mean.as_deref().map_or("-".into(), pair),
         ),
         (
+            "KL per dimension (nats/image)",
+            "-".into(),
+            v.kl_per_dim.as_deref().map_or("-".into(), pair),
+        ),
+        (
+            "active units (variance of mu > 0.01)",
+            "-".into(),
+            v.active_units
+                .map_or("-".into(), |a| format!("{a} of {}", v.latent_std.len())),
+        ),
+        (
             "training images/s",
             format!("{:.0}", a.images_per_sec),
             format!("{:.0}", v.images_per_sec),
@@ -430,7 +441,42 @@ pub fn observations(ae: &Side, vae: &Side) -> Vec<String> {
             pair(sig)
         ));
     }
+    if let (Some(kl), Some(var)) = (&v.kl_per_dim, &v.mu_variance_per_dim) {
+        out.push(latent_usage_sentence(kl, var));
+    }
     out
+}
+
+/// How the VAE uses its latent dimensions: all active, some collapsed (named), or none.
+pub fn latent_usage_sentence(kl_per_dim: &[f64], mu_variance: &[f64]) -> String {
+    let dims = mu_variance.len();
+    let collapsed: Vec<String> = mu_variance
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v <= metrics::ACTIVE_VARIANCE)
+        .map(|(i, _)| format!("z{}", i + 1))
+        .collect();
+    let active = dims - collapsed.len();
+    let verdict = if collapsed.is_empty() {
+        format!(
+            "all {dims} dimensions are active (the variance of mu over the test images exceeds \
+             0.01 in each): no posterior collapse"
+        )
+    } else if active == 0 {
+        "no dimension is active: the posterior has collapsed to the prior and the decoder \
+         ignores the code (a smaller --beta is the usual cure)"
+            .to_string()
+    } else {
+        format!(
+            "{active} of {dims} dimensions are active; {} collapsed to the prior (the variance \
+             of mu stays under 0.01), so the code carries less than it could",
+            join_and(&collapsed)
+        )
+    };
+    format!(
+        "**Latent usage.** The VAE's KL splits as {} nats per image over its dimensions, and {verdict}.",
+        pair(kl_per_dim)
+    )
 }
 
 /// What the grids' smoothness compares, by the box they span.
@@ -532,6 +578,17 @@ mod tests {
         let s = setup_sentence(&a, &v);
         assert!(s.contains("They differ in sizes (AE 784-512-256-2, VAE 784-256-128-2),"), "{s}");
         assert!(s.contains("seed 0"), "{s}");
+    }
+
+    #[test]
+    fn latent_usage_names_collapsed_dimensions() {
+        let all = latent_usage_sentence(&[3.1, 3.0], &[1.2, 0.9]);
+        assert!(all.contains("(3.10, 3.00) nats") && all.contains("all 2 dimensions are active"), "{all}");
+        let one = latent_usage_sentence(&[6.0, 0.0], &[1.5, 0.002]);
+        assert!(one.contains("1 of 2 dimensions are active; z2 collapsed"), "{one}");
+        let none = latent_usage_sentence(&[0.0, 0.0], &[0.001, 0.0]);
+        assert!(none.contains("no dimension is active"), "{none}");
+        assert!(!none.contains("z1"), "{none}");
     }
 
     #[test]

@@ -18,15 +18,6 @@ pub struct FigureOptions {
     pub grid_size: usize,
 }
 
-impl Default for FigureOptions {
-    fn default() -> Self {
-        FigureOptions {
-            grid_range: GridRange::Percentile,
-            grid_size: 10,
-        }
-    }
-}
-
 /// What the figures of a run are drawn from.
 pub struct RunFigures<'a> {
     pub model: &'a AutoEncoder,

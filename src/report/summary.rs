@@ -35,4 +35,15 @@ pub struct Summary {
     /// VAE: the number of importance samples K behind `iwae_log_likelihood`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iwae_samples: Option<usize>,
+    /// VAE: test KL to the prior per latent dimension, nats per image (they sum to `test_kl`
+    /// up to the float order and beta).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl_per_dim: Option<Vec<f64>>,
+    /// VAE: variance over the test images of each dimension's posterior mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mu_variance_per_dim: Option<Vec<f64>>,
+    /// VAE: dimensions whose posterior-mean variance exceeds 0.01 (the usual criterion of an
+    /// active unit; the others have collapsed to the prior).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_units: Option<usize>,
 }

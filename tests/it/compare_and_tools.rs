@@ -54,6 +54,8 @@ fn compare_then_the_run_tools() {
         "## What the numbers show",
         "**Spread and centring.**",
         "**Gaps.**",
+        "**Latent usage.**",
+        "| active units (variance of mu > 0.01) | - | ",
         "sigma = 1/sqrt(2)",
     ] {
         assert!(

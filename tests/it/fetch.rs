@@ -144,10 +144,12 @@ fn a_good_mirror_fills_the_folder_with_the_verified_files() {
     }
     assert_eq!(
         files_in(&data).len(),
-        4,
-        "only the four files: {:?}",
+        5,
+        "only the four files and README.md: {:?}",
         files_in(&data)
     );
+    let readme = std::fs::read_to_string(data.join("README.md")).unwrap();
+    assert!(readme.contains("CC BY-SA 3.0") && readme.contains("/good/"), "{readme}");
     assert!(stderr.contains("fetched "), "{stderr}");
 }
 
@@ -199,5 +201,5 @@ fn a_fetch_cut_short_resumes_with_the_missing_files_only() {
     let (code, stderr) = train_with(&format!("{base}/good"), &data, &tmp.path().join("run"));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stderr.matches("fetched ").count(), 2, "{stderr}");
-    assert_eq!(files_in(&data).len(), 4);
+    assert_eq!(files_in(&data).len(), 5, "{:?}", files_in(&data));
 }

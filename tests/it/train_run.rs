@@ -73,6 +73,28 @@ fn a_vae_run_writes_every_promised_file() {
         "test loss goes down: {metrics}"
     );
 
+    // The latent diagnostics: the KL per dimension adds up to the test KL the evaluation
+    // computed on its own (float order apart); active units count the variances over 0.01.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
+            .unwrap();
+    let per_dim: Vec<f64> = summary["kl_per_dim"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let test_kl = summary["test_kl"].as_f64().unwrap();
+    assert_eq!(per_dim.len(), 2);
+    assert!(
+        (per_dim.iter().sum::<f64>() - test_kl).abs() < 1e-3 * test_kl,
+        "{per_dim:?} vs test KL {test_kl}"
+    );
+    let variances = summary["mu_variance_per_dim"].as_array().unwrap();
+    assert_eq!(variances.len(), 2);
+    let active = variances.iter().filter(|v| v.as_f64().unwrap() > 0.01).count();
+    assert_eq!(summary["active_units"], active, "{summary}");
+
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     for field in [
@@ -224,4 +246,56 @@ fn an_installed_binary_trains_in_an_empty_folder_from_its_own_mnist() {
             .collect()
     };
     assert_eq!(losses(&bundled), losses(&folder));
+}
+
+/// Flushing denormal floats to zero (latentlab's default on x86) changes no loss a user sees:
+/// the same short run with `LATENTLAB_KEEP_DENORMALS=1` ends with the same test losses to 5
+/// significant digits; and `bench --json` names the mode and the instruction set that ran.
+#[test]
+fn flushing_denormals_keeps_the_losses_and_bench_names_the_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |keep: bool, out: &Path| {
+        let mut cmd = latentlab();
+        if keep {
+            cmd.env("LATENTLAB_KEEP_DENORMALS", "1");
+        }
+        cmd.args(["train", "--model", "vae", "--train-limit", "2000", "--epochs", "2"])
+            .args(["--iwae-samples", "2", "--out", out.to_str().unwrap()])
+            .assert()
+            .success();
+        let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let col = header.iter().position(|h| *h == "test_loss").unwrap();
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(col).unwrap().parse::<f64>().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let flushed = run(false, &tmp.path().join("flushed"));
+    let kept = run(true, &tmp.path().join("kept"));
+    assert_eq!(flushed.len(), 2);
+    for (f, k) in flushed.iter().zip(&kept) {
+        assert!((f - k).abs() <= 1e-5 * k.abs(), "flushed {flushed:?} vs kept {kept:?}");
+    }
+
+    let bench = |keep: bool| -> serde_json::Value {
+        let mut cmd = latentlab();
+        if keep {
+            cmd.env("LATENTLAB_KEEP_DENORMALS", "1");
+        }
+        let out = cmd
+            .args(["bench", "--model", "ae", "--steps", "3", "--warmup", "1", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let (default, keeping) = (bench(false), bench(true));
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(default["denormals"], "flush-to-zero");
+    assert_eq!(keeping["denormals"], "kept");
+    let isa = default["instruction_set"].as_str().unwrap();
+    assert!(["avx512f", "avx2+fma", "sse2", std::env::consts::ARCH].contains(&isa), "{isa}");
 }
