@@ -218,7 +218,12 @@ pub struct TrainArgs {
 pub struct FigureFlags {
     /// The latent box the decoded grid spans: p1-p99 (1st-99th percentile of the test
     /// codes), min-max, or z1_lo,z1_hi,z2_lo,z2_hi.
-    #[arg(long, default_value = "p1-p99", value_name = "RANGE", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        default_value = "p1-p99",
+        value_name = "RANGE",
+        allow_hyphen_values = true
+    )]
     pub grid_range: GridRange,
 
     /// Cells per side of the decoded grids.
@@ -398,12 +403,27 @@ mod tests {
         let ids: Vec<&str> = flags.get_arguments().map(|a| a.get_id().as_str()).collect();
         assert_eq!(ids.len(), TRAIN_FLAGS.len(), "{ids:?}");
         for id in ids {
-            assert!(TRAIN_FLAGS.contains(&id), "{id} is missing from TRAIN_FLAGS");
+            assert!(
+                TRAIN_FLAGS.contains(&id),
+                "{id} is missing from TRAIN_FLAGS"
+            );
         }
         let err = Cli::command()
-            .try_get_matches_from(["latentlab", "compare", "--ae", "a", "--vae", "v", "--seed", "3"])
+            .try_get_matches_from([
+                "latentlab",
+                "compare",
+                "--ae",
+                "a",
+                "--vae",
+                "v",
+                "--seed",
+                "3",
+            ])
             .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("--seed") && !text.contains("--epochs"), "{text}");
+        assert!(
+            text.contains("--seed") && !text.contains("--epochs"),
+            "{text}"
+        );
     }
 }

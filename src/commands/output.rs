@@ -14,8 +14,8 @@ use crate::model::{AutoEncoder, ModelKind};
 use crate::report::figures::{self, FigureOptions, RunFigures};
 use crate::report::{Summary, iwae, metrics};
 use crate::run::{self, Latents, MetricsRow};
-use crate::train::{Timings, Trained};
 use crate::train::session::encode_images;
+use crate::train::{Timings, Trained};
 
 /// One model as the explorer shows it: its weights, its kind, its epoch and its test codes.
 struct ExplorerInput<'a> {

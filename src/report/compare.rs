@@ -109,7 +109,11 @@ pub fn setup_sentence(a: &TrainSettings, v: &TrainSettings) -> String {
         ("training images", images(a), images(v)),
         ("seed", a.seed.to_string(), v.seed.to_string()),
         ("sizes", sizes(a), sizes(v)),
-        ("batch size", a.batch_size.to_string(), v.batch_size.to_string()),
+        (
+            "batch size",
+            a.batch_size.to_string(),
+            v.batch_size.to_string(),
+        ),
         ("learning rate", a.lr.to_string(), v.lr.to_string()),
     ];
     let (same, differ): (Vec<_>, Vec<_>) = settings.iter().partition(|(_, x, y)| x == y);
@@ -576,16 +580,25 @@ mod tests {
         v = settings(ModelKind::Vae);
         v.model.hidden = [256, 128];
         let s = setup_sentence(&a, &v);
-        assert!(s.contains("They differ in sizes (AE 784-512-256-2, VAE 784-256-128-2),"), "{s}");
+        assert!(
+            s.contains("They differ in sizes (AE 784-512-256-2, VAE 784-256-128-2),"),
+            "{s}"
+        );
         assert!(s.contains("seed 0"), "{s}");
     }
 
     #[test]
     fn latent_usage_names_collapsed_dimensions() {
         let all = latent_usage_sentence(&[3.1, 3.0], &[1.2, 0.9]);
-        assert!(all.contains("(3.10, 3.00) nats") && all.contains("all 2 dimensions are active"), "{all}");
+        assert!(
+            all.contains("(3.10, 3.00) nats") && all.contains("all 2 dimensions are active"),
+            "{all}"
+        );
         let one = latent_usage_sentence(&[6.0, 0.0], &[1.5, 0.002]);
-        assert!(one.contains("1 of 2 dimensions are active; z2 collapsed"), "{one}");
+        assert!(
+            one.contains("1 of 2 dimensions are active; z2 collapsed"),
+            "{one}"
+        );
         let none = latent_usage_sentence(&[0.0, 0.0], &[0.001, 0.0]);
         assert!(none.contains("no dimension is active"), "{none}");
         assert!(!none.contains("z1"), "{none}");
@@ -593,10 +606,15 @@ mod tests {
 
     #[test]
     fn the_smoothness_note_follows_the_grid_range() {
-        assert!(span_note(GridRange::Percentile).contains("its own model's 1st-99th percentile box"));
+        assert!(
+            span_note(GridRange::Percentile).contains("its own model's 1st-99th percentile box")
+        );
         assert!(span_note(GridRange::MinMax).contains("its own model's full range of test codes"));
         let explicit = span_note(GridRange::Explicit([-3.0, 3.0, -2.0, 2.0]));
-        assert!(explicit.contains("Both grids span the chosen box z1 -3..3, z2 -2..2"), "{explicit}");
+        assert!(
+            explicit.contains("Both grids span the chosen box z1 -3..3, z2 -2..2"),
+            "{explicit}"
+        );
         assert!(!explicit.contains("percentile"), "{explicit}");
         assert_eq!(
             grid_title("VAE", GridRange::Percentile),

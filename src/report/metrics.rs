@@ -125,11 +125,17 @@ mod tests {
         }
         let u = latent_usage(&mu, &sigma, 2);
         assert_eq!(u.active_units, 1);
-        assert!(u.mu_variance_per_dim[0] > 1.0 && u.mu_variance_per_dim[1] == 0.0, "{u:?}");
+        assert!(
+            u.mu_variance_per_dim[0] > 1.0 && u.mu_variance_per_dim[1] == 0.0,
+            "{u:?}"
+        );
         assert!(u.kl_per_dim[1].abs() < 1e-12, "{u:?}");
         // KL(N(2, 0.5^2) || N(0, 1)) = 0.5 (4 + 0.25 - 1) - ln 0.5 = 1.625 + 0.693147...
         let one = latent_usage(&[2.0], &[0.5], 1);
-        assert!((one.kl_per_dim[0] - (1.625 + std::f64::consts::LN_2)).abs() < 1e-6, "{one:?}");
+        assert!(
+            (one.kl_per_dim[0] - (1.625 + std::f64::consts::LN_2)).abs() < 1e-6,
+            "{one:?}"
+        );
         assert_eq!(one.active_units, 0, "one image has no variance");
     }
 

@@ -121,7 +121,11 @@ impl Timings {
 
 impl std::fmt::Display for Timings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|(p, s)| format!("{p} {s:.1} s")).collect();
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(p, s)| format!("{p} {s:.1} s"))
+            .collect();
         write!(f, "{} (total {:.1} s)", parts.join(", "), self.total())
     }
 }

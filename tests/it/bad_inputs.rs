@@ -2,7 +2,6 @@
 //! naming the file or flag, no panic, and nothing written. The data cases use a small
 //! made-up `--dataset custom` folder, so each one is a single quick call.
 
-
 use std::path::{Path, PathBuf};
 
 use crate::common::latentlab;

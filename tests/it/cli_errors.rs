@@ -1,7 +1,6 @@
 //! Bad input given to the real binary: exit status 2, one sentence naming what is wrong,
 //! and nothing written.
 
-
 use crate::common::{copy_mnist, latentlab};
 use predicates::prelude::*;
 
@@ -206,7 +205,10 @@ fn a_reader_that_leaves_early_is_no_failure() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
-    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("error"),
+        "{stderr}"
+    );
 }
 
 /// Other latent sizes train (numbers, no figures); the commands that draw or decode the
@@ -223,8 +225,7 @@ fn a_latent_other_than_two_trains_and_the_plane_commands_refuse_it() {
         .assert()
         .success();
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["latent_std"].as_array().unwrap().len(), 3);
     assert!(!run.join("decoded_grid.png").exists());
 
@@ -235,14 +236,29 @@ fn a_latent_other_than_two_trains_and_the_plane_commands_refuse_it() {
         vec!["plot", r],
         vec!["decode", r, "--z", "0,0", "--out", p],
         vec!["sample", r, "--out", p],
-        vec!["interpolate", r, "--from-index", "1", "--to-index", "2", "--out", p],
+        vec![
+            "interpolate",
+            r,
+            "--from-index",
+            "1",
+            "--to-index",
+            "2",
+            "--out",
+            p,
+        ],
     ] {
         refused(&args, "this model has 3 latent dimensions");
         assert!(!png.exists(), "{args:?} wrote {p}");
     }
     let runs = tmp.path().join("runs");
     refused(
-        &["compare", "--latent", "3", "--runs-dir", runs.to_str().unwrap()],
+        &[
+            "compare",
+            "--latent",
+            "3",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ],
         "--latent 2",
     );
     assert!(!runs.exists(), "compare trained before refusing");

@@ -1,7 +1,6 @@
 //! `compare` on a small slice of MNIST writes every file it promises, and the commands that
 //! read a run (plot, encode, decode, sample, interpolate) work on its runs.
 
-
 use std::path::{Path, PathBuf};
 
 use crate::common::{latentlab, read_png};
@@ -109,7 +108,13 @@ fn compare_then_the_run_tools() {
     // Training flags beside finished runs would be ignored: refused instead, nothing written.
     let flagged = dir.path().join("cmp4");
     let refused = latentlab()
-        .args(["compare", "--ae", ae.to_str().unwrap(), "--vae", vae.to_str().unwrap()])
+        .args([
+            "compare",
+            "--ae",
+            ae.to_str().unwrap(),
+            "--vae",
+            vae.to_str().unwrap(),
+        ])
         .args(["--epochs", "3", "--out", flagged.to_str().unwrap()])
         .assert()
         .code(2)
@@ -122,8 +127,19 @@ fn compare_then_the_run_tools() {
     // One chosen box for both grids: the report says so instead of "percentile box".
     let boxed = dir.path().join("cmp5");
     latentlab()
-        .args(["compare", "--ae", ae.to_str().unwrap(), "--vae", vae.to_str().unwrap()])
-        .args(["--grid-range", "-2,2,-1,1", "--out", boxed.to_str().unwrap()])
+        .args([
+            "compare",
+            "--ae",
+            ae.to_str().unwrap(),
+            "--vae",
+            vae.to_str().unwrap(),
+        ])
+        .args([
+            "--grid-range",
+            "-2,2,-1,1",
+            "--out",
+            boxed.to_str().unwrap(),
+        ])
         .assert()
         .success();
     let report = std::fs::read_to_string(boxed.join("report.md")).unwrap();
@@ -131,7 +147,10 @@ fn compare_then_the_run_tools() {
         report.contains("Both grids span the chosen box z1 -2..2, z2 -1..1"),
         "{report}"
     );
-    assert!(!report.contains("own model's 1st-99th percentile box"), "{report}");
+    assert!(
+        !report.contains("own model's 1st-99th percentile box"),
+        "{report}"
+    );
 
     // plot redraws the same figures from the checkpoint.
     let before = std::fs::read(vae.join("decoded_grid.png")).unwrap();

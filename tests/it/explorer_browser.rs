@@ -4,7 +4,6 @@
 //! image's digit. Needs the Debian packages chromium and chromium-driver (.ci/run installs
 //! them); the screenshots land in target/tmp/explorer-*.png for a person to look at.
 
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

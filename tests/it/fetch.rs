@@ -4,7 +4,6 @@
 //! nothing in the folder. (MNIST stands in for Fashion-MNIST and KMNIST: it is the set whose
 //! real files the repository has; `--mirror` makes latentlab fetch it like the others.)
 
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -149,7 +148,10 @@ fn a_good_mirror_fills_the_folder_with_the_verified_files() {
         files_in(&data)
     );
     let readme = std::fs::read_to_string(data.join("README.md")).unwrap();
-    assert!(readme.contains("CC BY-SA 3.0") && readme.contains("/good/"), "{readme}");
+    assert!(
+        readme.contains("CC BY-SA 3.0") && readme.contains("/good/"),
+        "{readme}"
+    );
     assert!(stderr.contains("fetched "), "{stderr}");
 }
 

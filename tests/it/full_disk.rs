@@ -7,7 +7,6 @@
 //! needed), sized from a reference run so that the first epoch's checkpoint fits and the
 //! second does not.
 
-
 use std::path::Path;
 use std::process::Command;
 

@@ -267,5 +267,8 @@ fn a_gzipped_claim_of_a_gigabyte_allocates_what_is_there() {
         matches!(result, Err(IdxError::TruncatedData { got: 100_000, .. })),
         "{result:?}"
     );
-    assert!(largest < 1 << 20, "{largest} bytes allocated for 100 kB of data");
+    assert!(
+        largest < 1 << 20,
+        "{largest} bytes allocated for 100 kB of data"
+    );
 }

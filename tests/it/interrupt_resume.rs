@@ -1,7 +1,6 @@
 //! Ctrl-C in the middle of a run keeps the finished epochs, and `--resume` ends with exactly
 //! the result of a run that was never interrupted.
 
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,7 +1,6 @@
 //! A short real run of the binary on a slice of MNIST: every file of the run directory is
 //! written, and every figure is a real picture.
 
-
 use std::path::Path;
 
 use crate::common::{latentlab, read_png};
@@ -76,8 +75,7 @@ fn a_vae_run_writes_every_promised_file() {
     // The latent diagnostics: the KL per dimension adds up to the test KL the evaluation
     // computed on its own (float order apart); active units count the variances over 0.01.
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     let per_dim: Vec<f64> = summary["kl_per_dim"]
         .as_array()
         .unwrap()
@@ -92,7 +90,10 @@ fn a_vae_run_writes_every_promised_file() {
     );
     let variances = summary["mu_variance_per_dim"].as_array().unwrap();
     assert_eq!(variances.len(), 2);
-    let active = variances.iter().filter(|v| v.as_f64().unwrap() > 0.01).count();
+    let active = variances
+        .iter()
+        .filter(|v| v.as_f64().unwrap() > 0.01)
+        .count();
     assert_eq!(summary["active_units"], active, "{summary}");
 
     let summary: serde_json::Value =
@@ -259,10 +260,18 @@ fn flushing_denormals_keeps_the_losses_and_bench_names_the_mode() {
         if keep {
             cmd.env("LATENTLAB_KEEP_DENORMALS", "1");
         }
-        cmd.args(["train", "--model", "vae", "--train-limit", "2000", "--epochs", "2"])
-            .args(["--iwae-samples", "2", "--out", out.to_str().unwrap()])
-            .assert()
-            .success();
+        cmd.args([
+            "train",
+            "--model",
+            "vae",
+            "--train-limit",
+            "2000",
+            "--epochs",
+            "2",
+        ])
+        .args(["--iwae-samples", "2", "--out", out.to_str().unwrap()])
+        .assert()
+        .success();
         let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
         let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
         let col = header.iter().position(|h| *h == "test_loss").unwrap();
@@ -275,7 +284,10 @@ fn flushing_denormals_keeps_the_losses_and_bench_names_the_mode() {
     let kept = run(true, &tmp.path().join("kept"));
     assert_eq!(flushed.len(), 2);
     for (f, k) in flushed.iter().zip(&kept) {
-        assert!((f - k).abs() <= 1e-5 * k.abs(), "flushed {flushed:?} vs kept {kept:?}");
+        assert!(
+            (f - k).abs() <= 1e-5 * k.abs(),
+            "flushed {flushed:?} vs kept {kept:?}"
+        );
     }
 
     let bench = |keep: bool| -> serde_json::Value {
@@ -284,7 +296,9 @@ fn flushing_denormals_keeps_the_losses_and_bench_names_the_mode() {
             cmd.env("LATENTLAB_KEEP_DENORMALS", "1");
         }
         let out = cmd
-            .args(["bench", "--model", "ae", "--steps", "3", "--warmup", "1", "--json"])
+            .args([
+                "bench", "--model", "ae", "--steps", "3", "--warmup", "1", "--json",
+            ])
             .assert()
             .success()
             .get_output()
@@ -297,5 +311,8 @@ fn flushing_denormals_keeps_the_losses_and_bench_names_the_mode() {
     assert_eq!(default["denormals"], "flush-to-zero");
     assert_eq!(keeping["denormals"], "kept");
     let isa = default["instruction_set"].as_str().unwrap();
-    assert!(["avx512f", "avx2+fma", "sse2", std::env::consts::ARCH].contains(&isa), "{isa}");
+    assert!(
+        ["avx512f", "avx2+fma", "sse2", std::env::consts::ARCH].contains(&isa),
+        "{isa}"
+    );
 }
