@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::TrainSettings;
+use crate::config::{TrainSettings, defaults};
 use crate::data::DatasetName;
 use crate::device::DeviceChoice;
 use crate::model::{ModelConfig, ModelKind};
@@ -53,8 +53,13 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceChoice,
     /// Images per step.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    #[arg(long, default_value_t = defaults::BATCH_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub batch_size: u64,
+    #[command(flatten)]
+    pub sizes: ModelFlags,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = defaults::LR, allow_hyphen_values = true, value_parser = positive_finite)]
+    pub lr: f64,
     /// Timed steps.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub steps: u64,
@@ -243,12 +248,13 @@ impl FigureFlags {
 /// The ids of every `TrainFlags` flag, which `compare --ae/--vae` refuses one by one (a
 /// conflict with the whole group would list all fourteen in its message); a unit test keeps
 /// the list complete.
-const TRAIN_FLAGS: [&str; 14] = [
+const TRAIN_FLAGS: [&str; 15] = [
     "device",
     "epochs",
     "batch_size",
     "lr",
     "beta",
+    "kl_warmup",
     "seed",
     "dataset",
     "data_dir",
@@ -268,23 +274,29 @@ pub struct TrainFlags {
     pub device: DeviceChoice,
 
     /// Passes over the training set.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = defaults::EPOCHS as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub epochs: u64,
 
     /// Images per training step.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, default_value_t = defaults::BATCH_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_size: u64,
 
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true, value_parser = positive_finite)]
+    #[arg(long, default_value_t = defaults::LR, allow_hyphen_values = true, value_parser = positive_finite)]
     pub lr: f64,
 
     /// Weight of the KL term of the VAE (1: the ELBO).
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true, value_parser = non_negative_finite)]
+    #[arg(long, default_value_t = defaults::BETA, allow_hyphen_values = true, value_parser = non_negative_finite)]
     pub beta: f64,
 
+    /// Raise the VAE's KL weight linearly from 0 to --beta over the first EPOCHS epochs, step
+    /// by step (the usual cure for posterior collapse; the test loss always weighs the KL by
+    /// --beta, and metrics.csv gives each epoch's weight).
+    #[arg(long, value_name = "EPOCHS", default_value_t = defaults::KL_WARMUP as u64, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub kl_warmup: u64,
+
     /// Seed of the weights, the shuffles and the noise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
 
     /// The data set.
@@ -304,16 +316,11 @@ pub struct TrainFlags {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub train_limit: Option<u64>,
 
-    /// Widths of the two hidden layers, encoder order (the decoder mirrors them).
-    #[arg(long, value_name = "H1,H2", default_value = "512,256", value_parser = hidden_sizes)]
-    pub hidden: HiddenSizes,
-
-    /// Latent dimensions (the figures need 2).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
-    pub latent: u64,
+    #[command(flatten)]
+    pub model: ModelFlags,
 
     /// Importance samples per test image for the VAE's log-likelihood estimate.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    #[arg(long, default_value_t = defaults::IWAE_SAMPLES as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub iwae_samples: u64,
 
     /// Keep the test codes every N training steps for latent_evolution.gif
@@ -322,8 +329,36 @@ pub struct TrainFlags {
     pub snapshot_every: Option<u64>,
 }
 
+/// The sizes of the model, shared by `train`, `compare` and `bench`.
+#[derive(Debug, Clone, Args)]
+pub struct ModelFlags {
+    /// Widths of the two hidden layers, encoder order (the decoder mirrors them).
+    #[arg(long, value_name = "H1,H2", default_value_t = HiddenSizes(defaults::HIDDEN), value_parser = hidden_sizes)]
+    pub hidden: HiddenSizes,
+
+    /// Latent dimensions (the figures need 2).
+    #[arg(long, default_value_t = defaults::LATENT as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub latent: u64,
+}
+
+impl ModelFlags {
+    pub fn config(&self, kind: ModelKind) -> ModelConfig {
+        ModelConfig {
+            hidden: self.hidden.0,
+            latent: self.latent as usize,
+            ..ModelConfig::new(kind)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HiddenSizes(pub [usize; 2]);
+
+impl std::fmt::Display for HiddenSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}", self.0[0], self.0[1])
+    }
+}
 
 fn hidden_sizes(s: &str) -> Result<HiddenSizes, String> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
@@ -369,12 +404,7 @@ impl TrainFlags {
             (None, name) => PathBuf::from("data").join(name.as_str()),
         };
         Ok(TrainSettings {
-            model: ModelConfig {
-                kind: model,
-                input: 784,
-                hidden: self.hidden.0,
-                latent: self.latent as usize,
-            },
+            model: self.model.config(model),
             device: self.device,
             dataset: self.dataset,
             mirror: self.mirror.clone(),
@@ -383,6 +413,7 @@ impl TrainFlags {
             batch_size: self.batch_size as usize,
             lr: self.lr,
             beta: self.beta,
+            kl_warmup: self.kl_warmup as usize,
             seed: self.seed,
             train_limit: self.train_limit.map(|n| n as usize),
             iwae_samples: self.iwae_samples as usize,

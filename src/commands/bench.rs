@@ -11,7 +11,6 @@ use crate::config::TrainSettings;
 use crate::data::DatasetName;
 use crate::device;
 use crate::error::AppError;
-use crate::model::ModelConfig;
 use crate::stats::percentile;
 use crate::train::adam::{adam, burn_adam};
 use crate::train::session::{Session, read_scalar};
@@ -24,6 +23,10 @@ pub struct BenchResult {
     pub backend: String,
     pub adapter: String,
     pub batch_size: usize,
+    /// The model's sizes (`--hidden`, `--latent`), as `train` takes them.
+    pub hidden: [usize; 2],
+    pub latent: usize,
+    pub lr: f64,
     pub steps: usize,
     pub warmup: usize,
     pub median_step_ms: f64,
@@ -65,26 +68,26 @@ pub struct BenchResult {
 }
 
 pub fn bench(args: BenchArgs) -> Result<(), AppError> {
+    // MNIST's default folder falls back to the copy inside the binary; any other folder is
+    // read as a custom set.
+    let defaults = TrainSettings::new(args.model);
+    let dataset = if args.data_dir == defaults.data_dir {
+        DatasetName::Mnist
+    } else {
+        DatasetName::Custom
+    };
     let settings = TrainSettings {
-        model: ModelConfig {
-            kind: args.model,
-            input: 784,
-            hidden: [512, 256],
-            latent: 2,
-        },
+        model: args.sizes.config(args.model),
         device: args.device,
-        dataset: DatasetName::Custom,
-        mirror: None,
+        dataset,
         data_dir: args.data_dir.clone(),
         epochs: 1,
         batch_size: args.batch_size as usize,
-        lr: 1e-3,
-        beta: 1.0,
-        seed: 0,
-        train_limit: None,
+        lr: args.lr,
         iwae_samples: 1,
-        snapshot_every: None,
+        ..defaults
     };
+    let latent = settings.model.latent;
     let data = load_data(&settings)?;
     let opened = device::open(args.device)?;
     let mut settings = settings;
@@ -96,7 +99,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
     let (bs, n) = (args.batch_size as usize, session.train.len());
     let total = (args.warmup + args.steps) as usize;
     let perm = rng::epoch_permutation(1, 1, n);
-    let noise = rng::epoch_noise(1, 1, bs, 2);
+    let noise = rng::epoch_noise(1, 1, bs, latent);
     let sync = |d: &burn::tensor::Device| {
         d.sync()
             .map_err(|e| crate::train::TrainError::Execution(format!("{e:?}")))
@@ -105,7 +108,10 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         let idx: Vec<i64> = (0..bs).map(|i| perm[(step * bs + i) % n]).collect();
         let x = session.train.gather(&idx);
         let eps = args.model.is_variational().then(|| {
-            Tensor::<2>::from_data(TensorData::new(noise.clone(), [bs, 2]), &session.device)
+            Tensor::<2>::from_data(
+                TensorData::new(noise.clone(), [bs, latent]),
+                &session.device,
+            )
         });
         (x, eps)
     };
@@ -161,6 +167,9 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         backend: opened.backend.into(),
         adapter: opened.adapter.clone(),
         batch_size: bs,
+        hidden: session.settings.model.hidden,
+        latent,
+        lr: session.settings.lr,
         steps: args.steps as usize,
         warmup: args.warmup as usize,
         median_step_ms: median,
@@ -198,8 +207,11 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         say!("{}", serde_json::to_string(&result).unwrap_or_default())?;
     } else {
         say!(
-            "{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {:.0} kernel launches per step; {} threads on {} cores of {} ({}, denormals {}), {} build",
+            "{} {}-{}-{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {:.0} kernel launches per step; {} threads on {} cores of {} ({}, denormals {}), {} build",
             result.model.to_uppercase(),
+            result.hidden[0],
+            result.hidden[1],
+            result.latent,
             result.backend,
             result.device,
             result.adapter,

@@ -161,7 +161,7 @@ pub fn finish_run(
     let usage = test
         .sigma
         .as_ref()
-        .map(|sigma| metrics::latent_usage(&test.mu, sigma, latent));
+        .map(|sigma| crate::model::latent_usage(&test.mu, sigma, latent));
     let summary = Summary {
         model: settings.model.kind.as_str().to_string(),
         dataset: data.name.clone(),

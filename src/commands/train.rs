@@ -58,11 +58,11 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
             if let Some(out) = args.out.as_ref().filter(|o| o.exists()) {
                 return Err(run::RunError::Exists { path: out.clone() }.into());
             }
-            if args.flags.latent != 2 {
+            if args.flags.model.latent != 2 {
                 return Err(AppError::Usage(format!(
                     "--latent {}: compare draws the two latent planes side by side and needs \
                      --latent 2 (train takes other sizes; its run then has numbers but no figures)",
-                    args.flags.latent
+                    args.flags.model.latent
                 )));
             }
             let target = RunTarget::Under(args.runs_dir.clone());

@@ -43,6 +43,13 @@ impl ModelKind {
     }
 }
 
+/// Pixels of a 28x28 image, the size of every bundled and fetched set.
+pub const INPUT: usize = 784;
+/// The spec's hidden widths, encoder order.
+pub const HIDDEN: [usize; 2] = [512, 256];
+/// The exercise's latent plane.
+pub const LATENT: usize = 2;
+
 /// The sizes of a model; with the kind, all that is needed to rebuild it from a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -56,6 +63,16 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The spec's model of `kind`: 784-512-256-2 and back.
+    pub fn new(kind: ModelKind) -> ModelConfig {
+        ModelConfig {
+            kind,
+            input: INPUT,
+            hidden: HIDDEN,
+            latent: LATENT,
+        }
+    }
+
     /// A model with weights drawn from `seed` (the same weights on every device).
     pub fn init(&self, seed: u64, device: &Device) -> AutoEncoder {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -213,8 +230,20 @@ impl AutoEncoder {
     /// # Shapes
     /// - images: `[batch, pixels]`, eps: `[batch, latent]`
     pub fn losses(&self, images: Tensor<2>, eps: Option<Tensor<2>>, beta: f64) -> Losses {
-        let Encoded { mu, log_var } = self.encoder.forward(images.clone());
-        match (log_var, eps) {
+        self.losses_and_codes(images, eps, beta).0
+    }
+
+    /// [`AutoEncoder::losses`], and what the encoder said on the way (evaluation keeps the
+    /// test posteriors for the collapse diagnostics without a second encoder pass).
+    pub fn losses_and_codes(
+        &self,
+        images: Tensor<2>,
+        eps: Option<Tensor<2>>,
+        beta: f64,
+    ) -> (Losses, Encoded) {
+        let encoded = self.encoder.forward(images.clone());
+        let Encoded { mu, log_var } = encoded.clone();
+        let losses = match (log_var, eps) {
             (Some(log_var), Some(eps)) => {
                 let LatentSample { z, kl } = reparameterise(mu, log_var, eps);
                 let recon = bce_with_logits(self.decoder.forward(z), images);
@@ -233,7 +262,8 @@ impl AutoEncoder {
                     total: recon,
                 }
             }
-        }
+        };
+        (losses, encoded)
     }
 }
 
@@ -243,12 +273,7 @@ mod tests {
 
     #[test]
     fn a_training_step_of_the_default_ae_is_about_0_72_gflop() {
-        let ae = ModelConfig {
-            kind: ModelKind::Ae,
-            input: 784,
-            hidden: [512, 256],
-            latent: 2,
-        };
+        let ae = ModelConfig::new(ModelKind::Ae);
         // 784*512 + 512*256 + 256*2 + 2*256 + 256*512 + 512*784 multiply-adds per image.
         assert_eq!(ae.macs_per_image(), 1_065_984);
         let gflop = ae.flops_per_step(128) / 1e9;

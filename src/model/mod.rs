@@ -3,5 +3,7 @@
 
 pub mod autoencoder;
 pub mod init;
+pub mod usage;
 
 pub use autoencoder::{AutoEncoder, DenseLayer, Encoded, Losses, ModelConfig, ModelKind};
+pub use usage::{ACTIVE_VARIANCE, LatentUsage, latent_usage};

@@ -14,7 +14,7 @@ use crate::data::Dataset;
 use crate::plot::grid::{self, GridAxes, GridFigure, GridRange, decode_points};
 use crate::plot::scatter::{self, ScatterData};
 use crate::plot::{PlotError, save_figure};
-use crate::run::{self, LoadedRun, RunError};
+use crate::run::{self, LoadedRun, MetricsRow, RunError};
 use crate::train::session::{Codes, DeviceSplit, encode_images};
 
 /// One side of the comparison, with everything measured on it.
@@ -31,6 +31,8 @@ pub struct Side {
     pub course_kl: Option<f64>,
     /// The box the grid spans (`--grid-range`), which the report's wording follows.
     pub range: GridRange,
+    /// metrics.csv: what each epoch measured.
+    pub rows: Vec<MetricsRow>,
 }
 
 #[derive(Serialize)]
@@ -83,6 +85,7 @@ pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<
         roughness,
         course_kl,
         range: opts.grid_range,
+        rows: run.metrics()?,
     })
 }
 
@@ -332,6 +335,9 @@ pub fn report_markdown(ae: &Side, vae: &Side) -> String {
     for line in observations(ae, vae) {
         let _ = writeln!(s, "- {line}");
     }
+    if let Some(section) = usage_by_epoch(&vae.settings, &vae.rows) {
+        let _ = writeln!(s, "\n{section}");
+    }
     let _ = writeln!(
         s,
         "\n## The KL term: exact form and the course's shortcut\n"
@@ -457,7 +463,7 @@ pub fn latent_usage_sentence(kl_per_dim: &[f64], mu_variance: &[f64]) -> String 
     let collapsed: Vec<String> = mu_variance
         .iter()
         .enumerate()
-        .filter(|(_, v)| **v <= metrics::ACTIVE_VARIANCE)
+        .filter(|(_, v)| **v <= crate::model::ACTIVE_VARIANCE)
         .map(|(i, _)| format!("z{}", i + 1))
         .collect();
     let active = dims - collapsed.len();
@@ -481,6 +487,53 @@ pub fn latent_usage_sentence(kl_per_dim: &[f64], mu_variance: &[f64]) -> String 
         "**Latent usage.** The VAE's KL splits as {} nats per image over its dimensions, and {verdict}.",
         pair(kl_per_dim)
     )
+}
+
+/// The VAE's collapse diagnostics epoch by epoch, as metrics.csv has them, and what the KL
+/// weight did meanwhile (`--kl-warmup`): the effect of a warm-up is read here. `None` for runs
+/// made before metrics.csv had the diagnostics.
+pub fn usage_by_epoch(settings: &TrainSettings, rows: &[MetricsRow]) -> Option<String> {
+    let with_usage: Vec<(&MetricsRow, &crate::model::LatentUsage)> = rows
+        .iter()
+        .filter_map(|r| r.usage.as_ref().map(|u| (r, u)))
+        .collect();
+    let (first, last) = (with_usage.first()?, with_usage.last()?);
+    let dims = last.1.kl_per_dim.len();
+    let schedule = if settings.kl_warmup > 0 {
+        format!(
+            "Its KL weight rose linearly from 0 to beta = {} over the first {} epoch{} \
+             (--kl-warmup {}), step by step; the test loss always weighs the KL by the full beta.",
+            settings.beta,
+            settings.kl_warmup,
+            if settings.kl_warmup == 1 { "" } else { "s" },
+            settings.kl_warmup
+        )
+    } else {
+        format!(
+            "Its KL weight was beta = {} from the first step (no --kl-warmup).",
+            settings.beta
+        )
+    };
+    let mut s = format!(
+        "## How the VAE came to use its latent dimensions\n\n{schedule} Active units (of {dims}) \
+         went from {} after epoch {} to {} after epoch {}.\n\n\
+         | epoch | KL weight | test KL | KL per dimension | mean sigma per dimension | active units |\n\
+         | --- | --- | --- | --- | --- | --- |\n",
+        first.1.active_units, first.0.epoch, last.1.active_units, last.0.epoch
+    );
+    for (row, usage) in &with_usage {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {} | {} | {} |",
+            row.epoch,
+            row.beta.map_or("-".into(), |b| format!("{b:.3}")),
+            row.test_kl,
+            pair(&usage.kl_per_dim),
+            pair(&usage.sigma_mean_per_dim),
+            usage.active_units
+        );
+    }
+    Some(s)
 }
 
 /// What the grids' smoothness compares, by the box they span.
@@ -530,26 +583,7 @@ mod tests {
     use crate::model::{ModelConfig, ModelKind};
 
     fn settings(kind: ModelKind) -> TrainSettings {
-        TrainSettings {
-            model: ModelConfig {
-                kind,
-                input: 784,
-                hidden: [512, 256],
-                latent: 2,
-            },
-            device: DeviceChoice::Cpu,
-            dataset: DatasetName::Mnist,
-            mirror: None,
-            data_dir: "data/mnist".into(),
-            epochs: 10,
-            batch_size: 128,
-            lr: 1e-3,
-            beta: 1.0,
-            seed: 0,
-            train_limit: None,
-            iwae_samples: 100,
-            snapshot_every: None,
-        }
+        TrainSettings::new(kind)
     }
 
     #[test]
@@ -585,6 +619,60 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("seed 0"), "{s}");
+    }
+
+    #[test]
+    fn the_usage_section_says_how_the_kl_weight_moved_and_what_it_did() {
+        let usage = |active: usize| crate::model::LatentUsage {
+            kl_per_dim: vec![2.0, 0.5 * active as f64],
+            mu_variance_per_dim: vec![1.0, 0.5],
+            sigma_mean_per_dim: vec![0.2, 0.9],
+            active_units: active,
+        };
+        let row = |epoch: usize, beta: f64, active: usize| MetricsRow {
+            epoch,
+            seconds: 1.0,
+            images_per_sec: 1.0,
+            train_loss: 150.0,
+            test_recon: 140.0,
+            test_kl: 4.0,
+            test_loss: 144.0,
+            beta: Some(beta),
+            usage: Some(usage(active)),
+        };
+        let mut s = settings(ModelKind::Vae);
+        s.kl_warmup = 2;
+        let rows = [row(1, 0.5, 1), row(2, 1.0, 2), row(3, 1.0, 2)];
+        let text = usage_by_epoch(&s, &rows).unwrap();
+        assert!(
+            text.contains(
+                "rose linearly from 0 to beta = 1 over the first 2 epochs (--kl-warmup 2)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("went from 1 after epoch 1 to 2 after epoch 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 1 | 0.500 | 4.00 | (2.00, 0.50) | (0.20, 0.90) | 1 |"),
+            "{text}"
+        );
+        s.kl_warmup = 0;
+        let plain = usage_by_epoch(&s, &rows).unwrap();
+        assert!(
+            plain.contains("beta = 1 from the first step (no --kl-warmup)"),
+            "{plain}"
+        );
+        let old = MetricsRow {
+            usage: None,
+            ..row(1, 1.0, 2)
+        };
+        assert_eq!(
+            usage_by_epoch(&s, &[old]),
+            None,
+            "runs without diagnostics get none"
+        );
     }
 
     #[test]

@@ -293,6 +293,8 @@ fn run_epochs(
             test_recon: eval.recon,
             test_kl: eval.kl,
             test_loss: eval.loss,
+            beta: Some(stats.beta),
+            usage: eval.usage,
         };
         rows.push(row.clone());
         timings.time("checkpoints", || {
@@ -305,17 +307,28 @@ fn run_epochs(
                 settings.model.kind,
             )
         })?;
+        let warming = settings.kl_warmup >= epoch && settings.model.kind.is_variational();
         progress.finish_epoch(
             epoch,
             settings.epochs,
             &format!(
-                "{:.1}s  {:.0} img/s  train {:.2}  test recon {:.2}  KL {:.2}  loss {:.2}",
+                "{:.1}s  {:.0} img/s  train {:.2}  test recon {:.2}  KL {:.2}  loss {:.2}{}{}",
                 row.seconds,
                 row.images_per_sec,
                 row.train_loss,
                 row.test_recon,
                 row.test_kl,
-                row.test_loss
+                row.test_loss,
+                row.usage.as_ref().map_or(String::new(), |u| format!(
+                    "  active {}/{}",
+                    u.active_units,
+                    u.kl_per_dim.len()
+                )),
+                if warming {
+                    format!("  beta {:.3}", stats.beta)
+                } else {
+                    String::new()
+                }
             ),
         );
     }

@@ -17,7 +17,7 @@ use crate::config::TrainSettings;
 use crate::data::Dataset;
 
 pub use super::split::DeviceSplit;
-use crate::model::AutoEncoder;
+use crate::model::{AutoEncoder, LatentUsage, latent_usage};
 
 /// Images per forward pass when evaluating or encoding (no gradients, so larger is fine).
 const EVAL_BATCH: usize = 1000;
@@ -35,14 +35,20 @@ pub enum StepPhase {
 pub struct EpochStats {
     pub seconds: f64,
     pub train_loss: f64,
+    /// The KL weight of the epoch's last step.
+    pub beta: f64,
 }
 
 /// Test-set losses, nats per image.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EvalMetrics {
     pub recon: f64,
     pub kl: f64,
+    /// recon + beta * kl with the run's full beta, whatever the warm-up: comparable epoch to
+    /// epoch.
     pub loss: f64,
+    /// How the VAE's test posteriors use each latent dimension; `None` for the AE.
+    pub usage: Option<LatentUsage>,
 }
 
 /// Latent codes of a split on the host: `n * latent` values each.
@@ -65,6 +71,8 @@ pub struct Session {
     pub test: DeviceSplit,
     /// How many steps between reads of the loss (each read waits for the device).
     pub sync_every: usize,
+    /// The KL weight of the next step: `settings.beta`, or less during a warm-up.
+    pub beta: f64,
 }
 
 impl Session {
@@ -85,6 +93,7 @@ impl Session {
         Session {
             train: DeviceSplit::upload(&data.train, pixels, &device),
             test: DeviceSplit::upload(&data.test, pixels, &device.clone().inner()),
+            beta: settings.beta,
             settings,
             device,
             model: Some(model),
@@ -119,7 +128,7 @@ impl Session {
         eps: Option<Tensor<2>>,
         mark: &mut dyn FnMut(StepPhase),
     ) -> Tensor<1> {
-        let losses = self.model().losses(images, eps, self.settings.beta);
+        let losses = self.model().losses(images, eps, self.beta);
         let batch_loss = losses.total.clone().detach().inner();
         mark(StepPhase::ForwardAndLoss);
         let grads = GradientsParams::from_grads(losses.total.backward(), self.model());
@@ -170,11 +179,13 @@ impl Session {
             let (a, b) = (step * bs, ((step + 1) * bs).min(n));
             let x = self.train.gather(&perm[a..b]);
             let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
+            let run_step = (epoch - 1) * steps + step + 1;
+            self.beta = self.settings.beta_at(run_step, steps);
             let batch_loss = self.step(x, eps);
             running = running + batch_loss.mul_scalar((b - a) as f64);
             seen += b - a;
             let hook = Instant::now();
-            after_step(self, (epoch - 1) * steps + step + 1)?;
+            after_step(self, run_step)?;
             paused += hook.elapsed();
             if (step + 1) % self.sync_every == 0 || step + 1 == steps {
                 let sum = read_scalar(running.clone())?;
@@ -194,6 +205,7 @@ impl Session {
         Ok(EpochStats {
             seconds: start.elapsed().saturating_sub(paused).as_secs_f64(),
             train_loss,
+            beta: self.beta,
         })
     }
 
@@ -211,15 +223,21 @@ impl Session {
         });
         let mut recon = Tensor::<1>::zeros([1], &device);
         let mut kl = Tensor::<1>::zeros([1], &device);
+        let variational = s.model.kind.is_variational();
+        let (mut mu, mut sigma) = (Vec::new(), Vec::new());
         for a in (0..n).step_by(EVAL_BATCH) {
             let b = (a + EVAL_BATCH).min(n);
             let x = self.test.rows(a..b);
             let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
-            let losses = model.losses(x, eps, s.beta);
+            let (losses, codes) = model.losses_and_codes(x, eps, s.beta);
             let w = (b - a) as f64;
             recon = recon + losses.recon.mul_scalar(w);
             if let Some(k) = losses.kl {
                 kl = kl + k.mul_scalar(w);
+            }
+            if let (true, Some(log_var)) = (variational, codes.log_var) {
+                mu.extend(read_vec(codes.mu)?);
+                sigma.extend(read_vec(log_var.mul_scalar(0.5).exp())?);
             }
         }
         let recon = read_scalar(recon)? / n as f64;
@@ -228,6 +246,7 @@ impl Session {
             recon,
             kl,
             loss: recon + s.beta * kl,
+            usage: variational.then(|| latent_usage(&mu, &sigma, latent)),
         })
     }
 }

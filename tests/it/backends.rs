@@ -22,24 +22,14 @@ const STEPS: usize = 200;
 
 fn settings(kind: ModelKind, device: DeviceChoice) -> TrainSettings {
     TrainSettings {
-        model: ModelConfig {
-            kind,
-            input: 784,
-            hidden: [512, 256],
-            latent: 2,
-        },
         device,
-        dataset: DatasetName::Mnist,
-        mirror: None,
         data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
         epochs: 1,
         batch_size: 64,
-        lr: 1e-3,
-        beta: 1.0,
         seed: 3,
         train_limit: Some(4096),
         iwae_samples: 1,
-        snapshot_every: None,
+        ..TrainSettings::new(kind)
     }
 }
 

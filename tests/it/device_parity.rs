@@ -26,24 +26,13 @@ const TOLERANCE: f64 = 1e-4;
 
 fn settings(kind: ModelKind, batch_size: usize) -> TrainSettings {
     TrainSettings {
-        model: ModelConfig {
-            kind,
-            input: 784,
-            hidden: [512, 256],
-            latent: 2,
-        },
-        device: DeviceChoice::Cpu,
-        dataset: DatasetName::Mnist,
-        mirror: None,
         data_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
         epochs: 1,
         batch_size,
-        lr: 1e-3,
-        beta: 1.0,
         seed: 5,
         train_limit: Some(3_000),
         iwae_samples: 1,
-        snapshot_every: None,
+        ..TrainSettings::new(kind)
     }
 }
 
