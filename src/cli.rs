@@ -38,6 +38,9 @@ pub enum Command {
     Sample(SampleArgs),
     /// Decode the straight line between the codes of two test images.
     Interpolate(InterpolateArgs),
+    /// Write a run's weights to a .safetensors file with PyTorch state_dict names and layouts.
+    #[command(after_long_help = EXPORT_HELP)]
+    Export(ExportArgs),
     /// Time one full training step (forward, loss, backward, Adam, synchronised) after warm-up.
     Bench(BenchArgs),
     /// List the graphics adapters wgpu finds, and the one `--device gpu` takes.
@@ -156,6 +159,32 @@ pub struct SampleArgs {
     /// Seed of the prior draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// `export --help`: how the file is laid out and the Python that decodes with it.
+const EXPORT_HELP: &str = "\
+The names are those of the PyTorch reference's AutoEncoder: enc.0, enc.2 (the hidden layers),
+head_mu, head_logvar (VAE only), dec.0, dec.2, dec.4; each a .weight [out, in] and a .bias,
+as torch.nn.Linear keeps them. The file's metadata gives the model, sizes and epoch.
+
+Decode the latent point (0, 0) in Python (pip install torch safetensors):
+
+  import torch, torch.nn as nn
+  from safetensors.torch import load_file
+  sd = load_file(\"model.safetensors\")
+  dec = nn.Sequential(nn.Linear(2, 256), nn.ReLU(), nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 784))
+  dec.load_state_dict({k[4:]: v for k, v in sd.items() if k.startswith(\"dec.\")})
+  image = torch.sigmoid(dec(torch.tensor([[0.0, 0.0]]))).reshape(28, 28)
+
+(with --hidden or --latent other than 512,256 and 2, use the run's sizes in nn.Linear).";
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// The file to write (it must not exist), e.g. model.safetensors.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ use thiserror::Error;
 use crate::data::DataError;
 use crate::device::DeviceError;
 use crate::explorer::ExplorerError;
+use crate::export::ExportError;
 use crate::plot::PlotError;
 use crate::report::ReportError;
 use crate::run::RunError;
@@ -31,6 +32,8 @@ pub enum AppError {
     Plot(#[from] PlotError),
     #[error(transparent)]
     Explorer(#[from] ExplorerError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
     #[error("{0}")]
     Usage(String),
     /// Standard output closed or failed. A reader that stopped early (`latentlab devices |
@@ -52,6 +55,8 @@ impl AppError {
             | AppError::Plot(_)
             | AppError::Explorer(_)
             | AppError::Stdout(_) => EXIT_RUNTIME,
+            // The one way a user gets it wrong is an --out that exists, refused up front.
+            AppError::Export(_) => EXIT_RUNTIME,
         }
     }
 

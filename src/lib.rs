@@ -13,7 +13,8 @@
 //! 5. `run`: a run directory, read and written (config, metrics, checkpoints, snapshots);
 //! 6. `train`: runs epochs, saves each one, returns the trained session; knows nothing of
 //!    figures;
-//! 7. `plot`, then `explorer`, then `report`: read a finished run and draw or measure it;
+//! 7. `plot`, then `explorer`, `export`, then `report`: read a finished run and draw, export or
+//!    measure it;
 //! 8. `cli` (the flags), `error` (one error type, exit statuses), `commands` (the only place
 //!    that sequences train -> save -> measure -> draw; `commands::output` is the one output
 //!    pipeline every command that writes figures goes through).
@@ -34,6 +35,7 @@ pub mod run;
 pub mod train;
 
 pub mod explorer;
+pub mod export;
 pub mod plot;
 pub mod report;
 

@@ -6,7 +6,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::cli::{DecodeArgs, EncodeArgs, InterpolateArgs, PlotArgs, SampleArgs, SplitName};
+use crate::cli::{
+    DecodeArgs, EncodeArgs, ExportArgs, InterpolateArgs, PlotArgs, SampleArgs, SplitName,
+};
 use crate::data::Dataset;
 use crate::error::AppError;
 use crate::plot::grid::decode_points;
@@ -204,6 +206,41 @@ pub fn interpolate(args: InterpolateArgs) -> Result<(), AppError> {
         .collect();
     let images = decode(&run, &points)?;
     save_montage(&args.out, &images, image_size(&run), steps, SCALE)?;
+    say!("{}", args.out.display())?;
+    Ok(())
+}
+
+/// `export`: the run's weights, PyTorch-named, with what a reader needs to rebuild the model in
+/// the file's metadata.
+pub fn export(args: ExportArgs) -> Result<(), AppError> {
+    refuse_existing(&args.out)?;
+    let run = LoadedRun::open(&args.run)?;
+    let tensors = run
+        .model
+        .pytorch_state_dict()
+        .map_err(|reason| crate::export::ExportError {
+            path: args.out.clone(),
+            reason,
+        })?;
+    let m = &run.config.settings.model;
+    let metadata = [
+        ("format", "pt".to_string()),
+        ("model", m.kind.as_str().to_string()),
+        ("input", m.input.to_string()),
+        ("hidden", format!("{},{}", m.hidden[0], m.hidden[1])),
+        ("latent", m.latent.to_string()),
+        ("epoch", run.epoch.to_string()),
+        ("latentlab_version", env!("CARGO_PKG_VERSION").to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let bytes = crate::export::write_safetensors(&args.out, &tensors, metadata)?;
+    eprintln!(
+        "{} tensors, {:.1} MB, PyTorch names and layouts (latentlab export --help shows how to load them)",
+        tensors.len(),
+        bytes as f64 / 1e6
+    );
     say!("{}", args.out.display())?;
     Ok(())
 }

@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Decode(args) => inspect::decode_command(args),
         Command::Sample(args) => inspect::sample(args),
         Command::Interpolate(args) => inspect::interpolate(args),
+        Command::Export(args) => inspect::export(args),
         Command::Bench(args) => bench::bench(args),
         Command::Devices => devices(),
     }

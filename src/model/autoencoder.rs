@@ -115,19 +115,19 @@ impl ModelConfig {
 
 #[derive(Module, Debug)]
 pub struct Encoder {
-    hidden1: Linear,
-    hidden2: Linear,
+    pub(super) hidden1: Linear,
+    pub(super) hidden2: Linear,
     /// The code z (AE) or the posterior mean mu (VAE).
-    mu: Linear,
+    pub(super) mu: Linear,
     /// The posterior log-variance; only the VAE has it.
-    log_var: Option<Linear>,
+    pub(super) log_var: Option<Linear>,
 }
 
 #[derive(Module, Debug)]
 pub struct Decoder {
-    hidden1: Linear,
-    hidden2: Linear,
-    output: Linear,
+    pub(super) hidden1: Linear,
+    pub(super) hidden2: Linear,
+    pub(super) output: Linear,
 }
 
 #[derive(Module, Debug)]

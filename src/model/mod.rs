@@ -3,6 +3,7 @@
 
 pub mod autoencoder;
 pub mod init;
+pub mod state_dict;
 pub mod usage;
 
 pub use autoencoder::{AutoEncoder, DenseLayer, Encoded, Losses, ModelConfig, ModelKind};

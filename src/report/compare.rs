@@ -578,9 +578,7 @@ pub fn kl_paragraph(vae: &Side) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::DatasetName;
-    use crate::device::DeviceChoice;
-    use crate::model::{ModelConfig, ModelKind};
+    use crate::model::ModelKind;
 
     fn settings(kind: ModelKind) -> TrainSettings {
         TrainSettings::new(kind)

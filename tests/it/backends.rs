@@ -10,9 +10,9 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use latentlab::config::TrainSettings;
-use latentlab::data::{Dataset, DatasetName};
+use latentlab::data::Dataset;
 use latentlab::device::{self, DeviceChoice};
-use latentlab::model::{ModelConfig, ModelKind};
+use latentlab::model::ModelKind;
 use latentlab::train::adam::adam;
 use latentlab::train::load_data;
 use latentlab::train::rng;

@@ -8,7 +8,7 @@ use std::path::Path;
 /// other unless listed in that order (earlier ones lower).
 const FLOORS: &[&str] = &[
     "atomic", "stats", "device", "kernels", "model", "data", "config", "run", "train", "plot",
-    "explorer", "report", "cli", "error", "commands",
+    "explorer", "export", "report", "cli", "error", "commands",
 ];
 
 fn rank(module: &str) -> usize {

@@ -9,6 +9,7 @@ mod cli_errors;
 mod compare_and_tools;
 mod device_parity;
 mod explorer_browser;
+mod export;
 mod fetch;
 mod full_disk;
 mod fuzz_idx;
