@@ -514,12 +514,23 @@ pub fn usage_by_epoch(settings: &TrainSettings, rows: &[MetricsRow]) -> Option<S
             settings.beta
         )
     };
+    let (from, to) = (first.1.active_units, last.1.active_units);
+    let course = if from == to {
+        format!(
+            "stayed at {to} from epoch {} to epoch {}",
+            first.0.epoch, last.0.epoch
+        )
+    } else {
+        format!(
+            "went from {from} after epoch {} to {to} after epoch {}",
+            first.0.epoch, last.0.epoch
+        )
+    };
     let mut s = format!(
         "## How the VAE came to use its latent dimensions\n\n{schedule} Active units (of {dims}) \
-         went from {} after epoch {} to {} after epoch {}.\n\n\
+         {course}.\n\n\
          | epoch | KL weight | test KL | KL per dimension | mean sigma per dimension | active units |\n\
-         | --- | --- | --- | --- | --- | --- |\n",
-        first.1.active_units, first.0.epoch, last.1.active_units, last.0.epoch
+         | --- | --- | --- | --- | --- | --- |\n"
     );
     for (row, usage) in &with_usage {
         let _ = writeln!(
