@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{TrainSettings, defaults};
-use crate::data::DatasetName;
+use crate::data::{Binarize, DatasetName};
 use crate::device::DeviceChoice;
 use crate::model::{ModelConfig, ModelKind};
 use crate::plot::grid::GridRange;
@@ -277,7 +277,7 @@ impl FigureFlags {
 /// The ids of every `TrainFlags` flag, which `compare --ae/--vae` refuses one by one (a
 /// conflict with the whole group would list all fourteen in its message); a unit test keeps
 /// the list complete.
-const TRAIN_FLAGS: [&str; 15] = [
+const TRAIN_FLAGS: [&str; 16] = [
     "device",
     "epochs",
     "batch_size",
@@ -289,6 +289,7 @@ const TRAIN_FLAGS: [&str; 15] = [
     "data_dir",
     "mirror",
     "train_limit",
+    "binarize",
     "hidden",
     "latent",
     "iwae_samples",
@@ -344,6 +345,12 @@ pub struct TrainFlags {
     /// Train on the first N training images only (quick runs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub train_limit: Option<u64>,
+
+    /// Black-and-white pixels, white with probability grey/255: static draws the training set
+    /// once (fixed seed), dynamic draws each image afresh every time a step uses it (the VAE
+    /// literature's protocol); the test set is then drawn once (fixed seed).
+    #[arg(long, value_enum, default_value = "none")]
+    pub binarize: Binarize,
 
     #[command(flatten)]
     pub model: ModelFlags,
@@ -445,6 +452,7 @@ impl TrainFlags {
             kl_warmup: self.kl_warmup as usize,
             seed: self.seed,
             train_limit: self.train_limit.map(|n| n as usize),
+            binarize: self.binarize,
             iwae_samples: self.iwae_samples as usize,
             snapshot_every: self.snapshot_every.map(|n| n as usize),
         })

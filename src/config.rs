@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::DatasetName;
+use crate::data::{Binarize, DatasetName};
 use crate::device::DeviceChoice;
 use crate::model::{ModelConfig, ModelKind};
 
@@ -47,6 +47,10 @@ pub struct TrainSettings {
     pub seed: u64,
     /// Use only the first N training images.
     pub train_limit: Option<usize>,
+    /// Black-and-white images (the VAE literature's protocol); the test set is then binarised
+    /// once. Runs made before it existed had none.
+    #[serde(default)]
+    pub binarize: Binarize,
     /// Samples per test image for the importance-weighted log-likelihood (VAE).
     pub iwae_samples: usize,
     /// Keep the test codes every N steps; `None`: after every epoch (and before the first).
@@ -71,6 +75,7 @@ impl TrainSettings {
             kl_warmup: KL_WARMUP,
             seed: SEED,
             train_limit: None,
+            binarize: Binarize::None,
             iwae_samples: IWAE_SAMPLES,
             snapshot_every: None,
         }

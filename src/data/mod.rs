@@ -1,10 +1,12 @@
 //! The data: IDX files read and checked, loaded as one MNIST-family data set.
 
+pub mod binarize;
 pub mod bundled;
 pub mod dataset;
 pub mod fetch;
 pub mod idx;
 
+pub use binarize::Binarize;
 pub use dataset::{
     DataError, Dataset, FASHION_MNIST, KMNIST, KnownSet, MNIST, Split, load_dataset,
 };

@@ -131,6 +131,20 @@ pub fn setup_sentence(a: &TrainSettings, v: &TrainSettings) -> String {
         })
         .collect();
     let mut shared = shared;
+    let binarize = |s: &TrainSettings| match s.binarize {
+        crate::data::Binarize::None => "grey-level images",
+        crate::data::Binarize::Static => "images binarised once (--binarize static)",
+        crate::data::Binarize::Dynamic => {
+            "images binarised afresh at every use (--binarize dynamic)"
+        }
+    };
+    let mut differ = differ;
+    let pixels = ("pixels", binarize(a).to_string(), binarize(v).to_string());
+    if pixels.1 != pixels.2 {
+        differ.push(&pixels);
+    } else if a.binarize != crate::data::Binarize::None {
+        shared.insert(0, pixels.1.clone());
+    }
     shared.insert(0, "the same data set".to_string());
     let mut sentence = format!("Both models: {}", join_and(&shared));
     if differ.is_empty() {
@@ -628,6 +642,22 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("seed 0"), "{s}");
+
+        let mut a = settings(ModelKind::Ae);
+        a.binarize = crate::data::Binarize::Dynamic;
+        let mut v = settings(ModelKind::Vae);
+        v.binarize = crate::data::Binarize::Dynamic;
+        let s = setup_sentence(&a, &v);
+        assert!(
+            s.starts_with("Both models: the same data set, images binarised afresh at every use (--binarize dynamic), 10 epochs"),
+            "{s}"
+        );
+        v.binarize = crate::data::Binarize::None;
+        let s = setup_sentence(&a, &v);
+        assert!(
+            s.contains("pixels (AE images binarised afresh at every use (--binarize dynamic), VAE grey-level images)"),
+            "{s}"
+        );
     }
 
     #[test]

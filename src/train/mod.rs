@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use thiserror::Error;
 
 use crate::config::TrainSettings;
-use crate::data::{DataError, Dataset, load_dataset};
+use crate::data::{Binarize, DataError, Dataset, load_dataset};
 use crate::device::{self, DeviceError, OpenedDevice};
 use crate::run::{self, MetricsRow, RunConfig, RunError, checkpoint};
 use adam::adam;
@@ -159,6 +159,13 @@ pub fn load_data(settings: &TrainSettings) -> Result<Dataset, TrainError> {
     if let Some(limit) = settings.train_limit {
         let pixels = data.pixels();
         data.train.truncate(limit, pixels);
+    }
+    use crate::data::binarize::{STATIC_TRAIN_SEED, TEST_SEED, binarize_split};
+    if settings.binarize != Binarize::None {
+        binarize_split(&mut data.test, TEST_SEED);
+    }
+    if settings.binarize == Binarize::Static {
+        binarize_split(&mut data.train, STATIC_TRAIN_SEED);
     }
     Ok(data)
 }
@@ -340,4 +347,41 @@ fn run_epochs(
         rows,
         timings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelKind;
+
+    fn binary(images: &[u8]) -> bool {
+        images.iter().all(|&p| p == 0 || p == 255)
+    }
+
+    /// --binarize: the test set is drawn once, the same for every run and seed; static draws
+    /// the training set once too, dynamic leaves it grey for the steps to draw afresh.
+    #[test]
+    fn binarising_draws_the_test_set_once_and_the_training_set_as_asked() {
+        let settings = |binarize, seed| TrainSettings {
+            binarize,
+            seed,
+            train_limit: Some(2000),
+            ..TrainSettings::new(ModelKind::Vae)
+        };
+        let grey = load_data(&settings(Binarize::None, 0)).unwrap();
+        assert!(!binary(&grey.test.images) && !binary(&grey.train.images));
+        let dynamic = load_data(&settings(Binarize::Dynamic, 0)).unwrap();
+        assert!(binary(&dynamic.test.images));
+        assert_eq!(dynamic.train.images, grey.train.images);
+        let fixed = load_data(&settings(Binarize::Static, 7)).unwrap();
+        assert!(binary(&fixed.train.images));
+        assert_eq!(
+            fixed.test.images, dynamic.test.images,
+            "one test draw for every run"
+        );
+        // The draw follows the grey levels: about as much ink as the grey images' mean level.
+        let ink =
+            |images: &[u8]| images.iter().map(|&p| p as f64).sum::<f64>() / images.len() as f64;
+        assert!((ink(&fixed.train.images) - ink(&grey.train.images)).abs() < 1.0);
+    }
 }

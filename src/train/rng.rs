@@ -14,6 +14,7 @@ enum Purpose {
     Shuffle = 1,
     Noise = 2,
     EvalNoise = 3,
+    Binarize = 4,
 }
 
 fn stream(seed: u64, epoch: usize, purpose: Purpose) -> ChaCha8Rng {
@@ -37,6 +38,18 @@ pub fn epoch_noise(seed: u64, epoch: usize, n: usize, latent: usize) -> Vec<f32>
 /// Fixed noise for evaluating the VAE, identical after every epoch so epochs compare fairly.
 pub fn eval_noise(seed: u64, n: usize) -> Vec<f32> {
     normals(&mut stream(seed, 0, Purpose::EvalNoise), n)
+}
+
+/// The uniform draws that binarise an epoch's batches afresh (`--binarize dynamic`), taken
+/// in order, batch after batch.
+pub fn binarize_stream(seed: u64, epoch: usize) -> ChaCha8Rng {
+    stream(seed, epoch, Purpose::Binarize)
+}
+
+/// `n` uniform values in [0, 1) from `rng`.
+pub fn uniforms(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    use rand::Rng;
+    (0..n).map(|_| rng.random::<f32>()).collect()
 }
 
 fn normals(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {

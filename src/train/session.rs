@@ -168,6 +168,8 @@ impl Session {
                 &self.device,
             )
         });
+        let mut binarize = (self.settings.binarize == crate::data::Binarize::Dynamic)
+            .then(|| rng::binarize_stream(seed, epoch));
         progress.start_epoch(steps);
         let mut running = Tensor::<1>::zeros([1], &self.device.clone().inner());
         let mut seen = 0usize;
@@ -177,7 +179,10 @@ impl Session {
                 return Err(TrainError::Interrupted { epoch });
             }
             let (a, b) = (step * bs, ((step + 1) * bs).min(n));
-            let x = self.train.gather(&perm[a..b]);
+            let mut x = self.train.gather(&perm[a..b]);
+            if let Some(stream) = binarize.as_mut() {
+                x = bernoulli(x, stream);
+            }
             let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
             let run_step = (epoch - 1) * steps + step + 1;
             self.beta = self.settings.beta_at(run_step, steps);
@@ -249,6 +254,15 @@ impl Session {
             usage: variational.then(|| latent_usage(&mu, &sigma, latent)),
         })
     }
+}
+
+/// A black-and-white draw of `x` (grey levels in [0, 1]): a pixel is 1 where a uniform draw
+/// falls below its grey level, so with probability that level.
+fn bernoulli(x: Tensor<2>, stream: &mut rand_chacha::ChaCha8Rng) -> Tensor<2> {
+    let dims = x.dims();
+    let u = rng::uniforms(stream, dims[0] * dims[1]);
+    let u = Tensor::<2>::from_data(TensorData::new(u, dims), &x.device());
+    u.lower(x).float()
 }
 
 /// Encodes `images` (`[n, pixels]`, on any device) in batches.
