@@ -137,8 +137,9 @@ pub struct EncodeArgs {
 pub struct DecodeArgs {
     /// The run directory.
     pub run: PathBuf,
-    /// A latent point, as z1,z2; repeat the flag for several images.
-    #[arg(long, value_name = "Z1,Z2", allow_hyphen_values = true, value_parser = latent_point, required = true)]
+    /// A latent point, one number per latent dimension (z1,z2 for the default 2-D space);
+    /// repeat the flag for several images.
+    #[arg(long, value_name = "Z1,Z2,..", allow_hyphen_values = true, value_parser = latent_point, required = true)]
     pub z: Vec<LatentPoint>,
     /// The file to write (it must not exist): a PNG of the images in a row, or, for a name
     /// ending in .csv, the pixel intensities (0-1) with one row per point: z1,z2,p0,p1,...
@@ -205,21 +206,25 @@ pub struct InterpolateArgs {
     pub out: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LatentPoint(pub [f64; 2]);
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatentPoint(pub Vec<f64>);
 
 fn latent_point(s: &str) -> Result<LatentPoint, String> {
     let v: Vec<f64> = s
         .split(',')
         .map(|p| p.trim().parse::<f64>())
         .collect::<Result<_, _>>()
-        .map_err(|_| format!("{s} is not a latent point; give two numbers, as in 0.5,-1.2"))?;
-    match v.as_slice() {
-        [a, b] if a.is_finite() && b.is_finite() => Ok(LatentPoint([*a, *b])),
-        _ => Err(format!(
-            "{s} is not a latent point; give two numbers, as in 0.5,-1.2"
-        )),
+        .map_err(|_| {
+            format!(
+                "{s} is not a latent point; give one number per latent dimension, as in 0.5,-1.2"
+            )
+        })?;
+    if v.is_empty() || v.iter().any(|x| !x.is_finite()) {
+        return Err(format!(
+            "{s} is not a latent point; give one number per latent dimension, as in 0.5,-1.2"
+        ));
     }
+    Ok(LatentPoint(v))
 }
 
 #[derive(Debug, Args)]

@@ -47,8 +47,18 @@ fn codes_of(
     Ok((codes, images.labels))
 }
 
-fn decode(run: &LoadedRun, points: &[[f64; 2]]) -> Result<Vec<Vec<f32>>, AppError> {
-    super::needs_plane(run, "decoding points")?;
+/// Decodes full latent points, refusing one whose length is not the model's latent size.
+fn decode(run: &LoadedRun, points: &[Vec<f64>]) -> Result<Vec<Vec<f32>>, AppError> {
+    let latent = run.config.settings.model.latent;
+    if let Some(p) = points.iter().find(|p| p.len() != latent) {
+        return Err(AppError::Usage(format!(
+            "--z {}: {} number{}, but this model has {latent} latent dimension{}; give {latent}",
+            p.iter().map(f64::to_string).collect::<Vec<_>>().join(","),
+            p.len(),
+            if p.len() == 1 { "" } else { "s" },
+            if latent == 1 { "" } else { "s" },
+        )));
+    }
     decode_points(&run.model, points, &run.device).map_err(|reason| {
         AppError::Report(
             crate::plot::PlotError {
@@ -68,7 +78,12 @@ fn image_size(run: &LoadedRun) -> (usize, usize) {
 
 pub fn plot(args: PlotArgs) -> Result<(), AppError> {
     let run = LoadedRun::open(&args.run)?;
-    super::needs_plane(&run, "plot")?;
+    if run.config.settings.model.latent < 2 {
+        return Err(AppError::Usage(format!(
+            "{}: this model has 1 latent dimension; plot draws a latent plane and needs 2 or more",
+            run.dir.display()
+        )));
+    }
     let data = load_data(&run.config.settings)?;
     let (codes, labels) = codes_of(&run, &data, SplitName::Test)?;
     let rows = run.metrics()?;
@@ -81,6 +96,7 @@ pub fn plot(args: PlotArgs) -> Result<(), AppError> {
             epoch: run.epoch,
             steps_per_epoch: run.config.settings.steps_per_epoch(data.train.len()),
             codes: &codes.mu,
+            latent: codes.latent,
             rows: &rows,
         },
         &data,
@@ -115,7 +131,7 @@ pub fn encode(args: EncodeArgs) -> Result<(), AppError> {
 pub fn decode_command(args: DecodeArgs) -> Result<(), AppError> {
     refuse_existing(&args.out)?;
     let run = LoadedRun::open(&args.run)?;
-    let points: Vec<[f64; 2]> = args.z.iter().map(|p| p.0).collect();
+    let points: Vec<Vec<f64>> = args.z.iter().map(|p| p.0.clone()).collect();
     let images = decode(&run, &points)?;
     if args
         .out
@@ -130,19 +146,21 @@ pub fn decode_command(args: DecodeArgs) -> Result<(), AppError> {
     Ok(())
 }
 
-/// One row per point: its coordinates, then every pixel's intensity, exact to f32.
-fn pixels_csv(points: &[[f64; 2]], images: &[Vec<f32>]) -> String {
+/// One row per point: its coordinates (z1,z2,..), then every pixel's intensity, exact to f32.
+fn pixels_csv(points: &[Vec<f64>], images: &[Vec<f32>]) -> String {
     let pixels = images.first().map_or(0, Vec::len);
-    let mut out = String::from("z1,z2");
-    for k in 0..pixels {
-        out.push_str(&format!(",p{k}"));
-    }
+    let latent = points.first().map_or(0, Vec::len);
+    let mut header: Vec<String> = (1..=latent).map(|d| format!("z{d}")).collect();
+    header.extend((0..pixels).map(|k| format!("p{k}")));
+    let mut out = header.join(",");
     out.push('\n');
     for (p, img) in points.iter().zip(images) {
-        out.push_str(&format!("{},{}", p[0], p[1]));
-        for v in img {
-            out.push_str(&format!(",{v}"));
-        }
+        let cells: Vec<String> = p
+            .iter()
+            .map(f64::to_string)
+            .chain(img.iter().map(f32::to_string))
+            .collect();
+        out.push_str(&cells.join(","));
         out.push('\n');
     }
     out
@@ -151,25 +169,33 @@ fn pixels_csv(points: &[[f64; 2]], images: &[Vec<f32>]) -> String {
 pub fn sample(args: SampleArgs) -> Result<(), AppError> {
     refuse_existing(&args.out)?;
     let run = LoadedRun::open(&args.run)?;
-    super::needs_plane(&run, "sample")?;
+    let latent = run.config.settings.model.latent;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut draw = || -> f64 { StandardNormal.sample(&mut rng) };
     let n = args.n as usize;
-    let points: Vec<[f64; 2]> = if run.config.settings.model.kind.is_variational() {
-        (0..n).map(|_| [draw(), draw()]).collect()
+    let (mean, std) = if run.config.settings.model.kind.is_variational() {
+        (vec![0.0; latent], vec![1.0; latent])
     } else {
         // An AE has no prior: draw from a Gaussian fitted to its test codes instead.
         let data = load_data(&run.config.settings)?;
         let (codes, _) = codes_of(&run, &data, SplitName::Test)?;
-        let (mean, std) = mean_std(&codes.mu, 2);
+        let (mean, std) = mean_std(&codes.mu, latent);
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         eprintln!(
-            "note: an AE has no prior; sampling N(mean, std^2) of its test codes, mean ({:.2}, {:.2}), std ({:.2}, {:.2})",
-            mean[0], mean[1], std[0], std[1]
+            "note: an AE has no prior; sampling N(mean, std^2) of its test codes, mean ({}), std ({})",
+            list(&mean),
+            list(&std)
         );
-        (0..n)
-            .map(|_| [mean[0] + std[0] * draw(), mean[1] + std[1] * draw()])
-            .collect()
+        (mean, std)
     };
+    let points: Vec<Vec<f64>> = (0..n)
+        .map(|_| (0..latent).map(|d| mean[d] + std[d] * draw()).collect())
+        .collect();
     let images = decode(&run, &points)?;
     let per_row = (n as f64).sqrt().ceil() as usize;
     save_montage(&args.out, &images, image_size(&run), per_row, SCALE)?;
@@ -180,7 +206,6 @@ pub fn sample(args: SampleArgs) -> Result<(), AppError> {
 pub fn interpolate(args: InterpolateArgs) -> Result<(), AppError> {
     refuse_existing(&args.out)?;
     let run = LoadedRun::open(&args.run)?;
-    super::needs_plane(&run, "interpolate")?;
     let data = load_data(&run.config.settings)?;
     let n_test = data.test.len();
     for (flag, i) in [
@@ -195,13 +220,19 @@ pub fn interpolate(args: InterpolateArgs) -> Result<(), AppError> {
         }
     }
     let (codes, _) = codes_of(&run, &data, SplitName::Test)?;
-    let at = |i: usize| [codes.mu[2 * i] as f64, codes.mu[2 * i + 1] as f64];
+    let d = codes.latent;
+    let at = |i: usize| -> Vec<f64> {
+        codes.mu[d * i..d * (i + 1)]
+            .iter()
+            .map(|&v| v as f64)
+            .collect()
+    };
     let (a, b) = (at(args.from_index), at(args.to_index));
     let steps = args.steps as usize;
-    let points: Vec<[f64; 2]> = (0..steps)
+    let points: Vec<Vec<f64>> = (0..steps)
         .map(|k| {
             let t = k as f64 / (steps - 1) as f64;
-            [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])]
+            a.iter().zip(&b).map(|(x, y)| x + t * (y - x)).collect()
         })
         .collect();
     let images = decode(&run, &points)?;

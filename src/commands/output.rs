@@ -202,7 +202,7 @@ pub fn finish_run(
         active_units: usage.as_ref().map(|u| u.active_units),
     };
     run::write_json(&run_dir.join("summary.json"), &summary)?;
-    if latent == 2 {
+    if latent >= 2 {
         let steps_per_epoch = session.steps_per_epoch();
         draw_run(
             &VisualRun {
@@ -213,6 +213,7 @@ pub fn finish_run(
                 epoch: rows.last().map_or(0, |r| r.epoch),
                 steps_per_epoch,
                 codes: &test.mu,
+                latent,
                 rows,
             },
             data,
@@ -233,8 +234,9 @@ pub struct VisualRun<'a> {
     pub run_dir: &'a Path,
     pub epoch: usize,
     pub steps_per_epoch: usize,
-    /// The test codes, `n * 2`.
+    /// The test codes, `n * latent`.
     pub codes: &'a [f32],
+    pub latent: usize,
     pub rows: &'a [MetricsRow],
 }
 
@@ -255,10 +257,22 @@ pub fn draw_run(
         epoch: run.epoch,
         image_size: (data.rows, data.cols),
         codes: run.codes,
+        latent: run.latent,
         labels,
         rows: run.rows,
     };
     let mut written = timings.time("figures", || figures::draw_all(&figs, run.run_dir, options))?;
+    if run.latent != 2 {
+        // The animation and the page show the latent plane itself; a wider space gets the
+        // figures of its two most varied dimensions and its traversal instead.
+        eprintln!(
+            "note: latent_evolution.gif and explorer.html need --latent 2; this run has {} \
+             dimensions: latent_scatter and the grids show the two most varied, \
+             latent_traversal every one",
+            run.latent
+        );
+        return Ok(written);
+    }
     written.extend(write_animation_and_explorer(
         run.run_dir,
         "latent_evolution.gif",

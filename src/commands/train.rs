@@ -61,7 +61,7 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
             if args.flags.model.latent != 2 {
                 return Err(AppError::Usage(format!(
                     "--latent {}: compare draws the two latent planes side by side and needs \
-                     --latent 2 (train takes other sizes; its run then has numbers but no figures)",
+                     --latent 2 (train takes other sizes, and draws their two most varied dimensions)",
                     args.flags.model.latent
                 )));
             }
@@ -124,6 +124,7 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
             epoch: run.epoch,
             steps_per_epoch: run.config.settings.steps_per_epoch(data.train.len()),
             codes,
+            latent: 2,
             rows: &[],
         }
     }

@@ -147,18 +147,20 @@ impl GridAxes {
     }
 }
 
-/// Decodes latent points to images in [0, 1], `rows * cols` values each.
+/// Decodes latent points (full latent vectors, all of one length) to images in [0, 1],
+/// `rows * cols` values each.
 pub fn decode_points(
     model: &AutoEncoder,
-    points: &[[f64; 2]],
+    points: &[Vec<f64>],
     device: &Device,
 ) -> Result<Vec<Vec<f32>>, String> {
     let n = points.len();
-    let flat: Vec<f32> = points
-        .iter()
-        .flat_map(|p| [p[0] as f32, p[1] as f32])
-        .collect();
-    let z = Tensor::<2>::from_data(TensorData::new(flat, [n, 2]), &device.clone().inner());
+    let latent = points.first().map_or(0, Vec::len);
+    let flat: Vec<f32> = points.iter().flatten().map(|&v| v as f32).collect();
+    if flat.len() != n * latent {
+        return Err("latent points of different lengths".into());
+    }
+    let z = Tensor::<2>::from_data(TensorData::new(flat, [n, latent]), &device.clone().inner());
     let logits = model.valid().decoder.forward(z);
     let pixels = burn::tensor::activation::sigmoid(logits)
         .try_into_data()
@@ -172,31 +174,47 @@ pub fn decode_points(
         .collect())
 }
 
-/// A decoded grid ready to draw.
+/// A decoded grid ready to draw: `axes.z1.len()` columns by `axes.z2.len()` rows.
 pub struct GridFigure {
     pub axes: GridAxes,
     /// One image per cell, in the order of `GridAxes::points`.
     pub images: Vec<Vec<f32>>,
     pub image_size: (usize, usize),
     pub title: String,
+    /// The names under the columns and beside the rows: the latent dimensions ("z1", "z2"),
+    /// short enough to sit beside the row labels.
+    pub axis_names: (String, String),
+    /// Tick labels for the columns and the rows (top to bottom) other than their latent
+    /// values (a traversal names each row's dimension).
+    pub tick_labels: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl GridFigure {
-    fn n(&self) -> usize {
+    fn cols(&self) -> usize {
         self.axes.z1.len()
     }
 
-    /// Pixels per cell: about 840 pixels for the whole montage, never below the image's size.
+    fn rows(&self) -> usize {
+        self.axes.z2.len()
+    }
+
+    /// Pixels per cell: about 840 pixels for the longer side, never below the image's size.
     fn cell(&self) -> u32 {
-        let per = 840 / self.n().max(1) as u32;
+        let per = 840 / self.cols().max(self.rows()).max(1) as u32;
         per.max(self.image_size.1 as u32)
     }
 
     pub fn size(&self) -> (u32, u32) {
-        let side = self.cell() * self.n() as u32;
-        (side + LEFT + RIGHT, side + TOP + BOTTOM)
+        let (w, h) = (
+            self.cell() * self.cols() as u32,
+            self.cell() * self.rows() as u32,
+        );
+        (w.max(MIN_WIDTH) + LEFT + RIGHT, h + TOP + BOTTOM)
     }
 }
+
+/// A narrow montage (a traversal of a few steps) still leaves room for its title.
+const MIN_WIDTH: u32 = 600;
 
 const LEFT: u32 = 95;
 const RIGHT: u32 = 25;
@@ -216,9 +234,9 @@ pub fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     fig: &GridFigure,
 ) -> Result<(), String> {
-    let n = fig.n();
+    let (cols, rows) = (fig.cols(), fig.rows());
     let cell = fig.cell();
-    let side = cell * n as u32;
+    let (width, height) = (cell * cols as u32, cell * rows as u32);
     let (w, _) = root.dim_in_pixel();
     let centre = Pos::new(HPos::Center, VPos::Center);
     root.draw(&Text::new(
@@ -230,13 +248,13 @@ pub fn draw<DB: DrawingBackend>(
 
     let montage = montage(fig, cell);
     let element =
-        BitMapElement::with_owned_buffer((LEFT as i32, TOP as i32), (side, side), montage)
+        BitMapElement::with_owned_buffer((LEFT as i32, TOP as i32), (width, height), montage)
             .ok_or("the montage buffer has the wrong size")?;
     root.draw(&element).map_err(err)?;
     root.draw(&Rectangle::new(
         [
             (LEFT as i32, TOP as i32),
-            ((LEFT + side) as i32, (TOP + side) as i32),
+            ((LEFT + width) as i32, (TOP + height) as i32),
         ],
         BLACK.stroke_width(1),
     ))
@@ -244,27 +262,36 @@ pub fn draw<DB: DrawingBackend>(
 
     // Label every k-th cell so that labels never overlap on fine grids.
     let every = (62 / cell as usize).max(1);
-    let (col_labels, row_labels) = fig.axes.tick_labels();
+    let (col_labels, row_labels) = fig
+        .tick_labels
+        .clone()
+        .unwrap_or_else(|| fig.axes.tick_labels());
     let tick_font = TextStyle::from((FONT_FAMILY, 15).into_font());
-    for i in 0..n {
-        let c = (cell as usize * i + cell as usize / 2) as i32;
-        let (x, y_bottom) = (LEFT as i32 + c, (TOP + side) as i32);
-        let (y, x_left) = (TOP as i32 + c, LEFT as i32);
+    let centre_of = |i: usize| (cell as usize * i + cell as usize / 2) as i32;
+    let y_bottom = (TOP + height) as i32;
+    for (i, label) in col_labels.iter().enumerate().take(cols) {
+        let x = LEFT as i32 + centre_of(i);
         root.draw(&PathElement::new([(x, y_bottom), (x, y_bottom + 6)], BLACK))
-            .map_err(err)?;
-        root.draw(&PathElement::new([(x_left - 6, y), (x_left, y)], BLACK))
             .map_err(err)?;
         if i % every == 0 {
             let top_pos = Pos::new(HPos::Center, VPos::Top);
             root.draw(&Text::new(
-                col_labels[i].clone(),
+                label.clone(),
                 (x, y_bottom + 9),
                 tick_font.clone().pos(top_pos),
             ))
             .map_err(err)?;
+        }
+    }
+    let x_left = LEFT as i32;
+    for (i, label) in row_labels.iter().enumerate().take(rows) {
+        let y = TOP as i32 + centre_of(i);
+        root.draw(&PathElement::new([(x_left - 6, y), (x_left, y)], BLACK))
+            .map_err(err)?;
+        if i % every == 0 {
             let right_pos = Pos::new(HPos::Right, VPos::Center);
             root.draw(&Text::new(
-                row_labels[i].clone(),
+                label.clone(),
                 (x_left - 9, y),
                 tick_font.clone().pos(right_pos),
             ))
@@ -273,14 +300,14 @@ pub fn draw<DB: DrawingBackend>(
     }
     let axis_font = TextStyle::from((FONT_FAMILY, 20).into_font());
     root.draw(&Text::new(
-        "z1",
-        ((LEFT + side / 2) as i32, (TOP + side) as i32 + 48),
+        fig.axis_names.0.clone(),
+        ((LEFT + width / 2) as i32, y_bottom + 48),
         axis_font.clone().pos(centre),
     ))
     .map_err(err)?;
     root.draw(&Text::new(
-        "z2",
-        (20, (TOP + side / 2) as i32),
+        fig.axis_names.1.clone(),
+        (20, (TOP + height / 2) as i32),
         axis_font.pos(centre),
     ))
     .map_err(err)?;
@@ -290,10 +317,10 @@ pub fn draw<DB: DrawingBackend>(
 /// The cells as one RGB image, each decoded image scaled to `cell` pixels (nearest neighbour)
 /// and shown dark on light, as ink on paper.
 fn montage(fig: &GridFigure, cell: u32) -> Vec<u8> {
-    let n = fig.n();
+    let n = fig.cols();
     let (rows, cols) = fig.image_size;
     let side = cell as usize * n;
-    let mut buf = vec![0u8; side * side * 3];
+    let mut buf = vec![0u8; side * cell as usize * fig.rows() * 3];
     for (k, img) in fig.images.iter().enumerate() {
         let (r0, c0) = ((k / n) * cell as usize, (k % n) * cell as usize);
         for py in 0..cell as usize {

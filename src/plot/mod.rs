@@ -9,6 +9,7 @@ pub mod evolution;
 pub mod grid;
 pub mod images;
 pub mod palette;
+pub mod plane;
 pub mod scatter;
 
 use std::path::{Path, PathBuf};

@@ -12,6 +12,7 @@ use super::{FigureOptions, ReportError, metrics};
 use crate::config::TrainSettings;
 use crate::data::Dataset;
 use crate::plot::grid::{self, GridAxes, GridFigure, GridRange, decode_points};
+use crate::plot::plane::LatentPlane;
 use crate::plot::scatter::{self, ScatterData};
 use crate::plot::{PlotError, save_figure};
 use crate::run::{self, LoadedRun, MetricsRow, RunError};
@@ -63,10 +64,13 @@ pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<
     let test = DeviceSplit::upload(&data.test, data.pixels(), &run.device);
     let codes = encode_images(&run.model, &test, run.config.settings.model.latent)?;
     let axes = GridAxes::over_codes(&codes.mu, opts.grid_range, opts.grid_size);
+    let plane = LatentPlane::most_active(&codes.mu, 2);
     let images =
-        decode_points(&run.model, &axes.points(), &run.device).map_err(|reason| PlotError {
-            path: run.dir.clone(),
-            reason,
+        decode_points(&run.model, &plane.lift(&axes.points()), &run.device).map_err(|reason| {
+            PlotError {
+                path: run.dir.clone(),
+                reason,
+            }
         })?;
     let roughness = metrics::grid_roughness(&images, opts.grid_size);
     let course_kl = codes.sigma.as_ref().map(|s| course_kl(&codes.mu, s));
@@ -79,6 +83,8 @@ pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<
             images,
             image_size: (data.rows, data.cols),
             title: grid_title(&kind, opts.grid_range),
+            axis_names: ("z1".into(), "z2".into()),
+            tick_labels: None,
         },
         summary,
         codes,

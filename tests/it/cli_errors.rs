@@ -1,6 +1,8 @@
 //! Bad input given to the real binary: exit status 2, one sentence naming what is wrong,
 //! and nothing written.
 
+use std::path::Path;
+
 use crate::common::{copy_mnist, latentlab};
 use predicates::prelude::*;
 
@@ -211,11 +213,13 @@ fn a_reader_that_leaves_early_is_no_failure() {
     );
 }
 
-/// Other latent sizes train (numbers, no figures); the commands that draw or decode the
-/// latent plane refuse such a run up front with one sentence, and `compare` refuses before
-/// training anything.
+/// Other latent sizes work everywhere a plane is not the point: a 3-D run gets its figures
+/// in its two most varied dimensions and a traversal of all three (no GIF, no explorer,
+/// which show the plane itself), and plot, decode (three numbers a point), sample and
+/// interpolate work on it; a point of the wrong length is refused with one sentence, and
+/// `compare` refuses --latent 3 before training anything.
 #[test]
-fn a_latent_other_than_two_trains_and_the_plane_commands_refuse_it() {
+fn a_latent_of_three_trains_draws_and_decodes_and_compare_refuses_it() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run3");
     latentlab()
@@ -227,29 +231,61 @@ fn a_latent_other_than_two_trains_and_the_plane_commands_refuse_it() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["latent_std"].as_array().unwrap().len(), 3);
-    assert!(!run.join("decoded_grid.png").exists());
+    for f in [
+        "latent_scatter.png",
+        "decoded_grid.png",
+        "prior_grid.png",
+        "latent_traversal.png",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    assert!(!run.join("explorer.html").exists() && !run.join("latent_evolution.gif").exists());
+    // The traversal: 3 rows (one per dimension) of 7 steps, so taller than a 2-row one and
+    // narrower than it is tall.
+    let (w, h, _) = crate::common::read_png(&run.join("latent_traversal.png"));
+    assert!(h > 3 * 28 && w >= 600, "{w}x{h}");
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("sigma_z1,sigma_z2,sigma_z3"),
+        "{metrics}"
+    );
 
     let r = run.to_str().unwrap();
-    let png = tmp.path().join("x.png");
-    let p = png.to_str().unwrap();
-    for args in [
-        vec!["plot", r],
-        vec!["decode", r, "--z", "0,0", "--out", p],
-        vec!["sample", r, "--out", p],
-        vec![
-            "interpolate",
-            r,
-            "--from-index",
-            "1",
-            "--to-index",
-            "2",
-            "--out",
-            p,
-        ],
-    ] {
-        refused(&args, "this model has 3 latent dimensions");
-        assert!(!png.exists(), "{args:?} wrote {p}");
-    }
+    let out = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    std::fs::remove_file(run.join("decoded_grid.png")).unwrap();
+    latentlab().args(["plot", r]).assert().success();
+    assert!(
+        run.join("decoded_grid.png").is_file(),
+        "plot redraws the grid"
+    );
+    let csv = out("p.csv");
+    latentlab()
+        .args(["decode", r, "--z", "0,0.5,-1", "--out", &csv])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("z1,z2,z3,p0,"), "{}", &text[..40]);
+    assert_eq!(text.lines().count(), 2);
+    latentlab()
+        .args(["sample", r, "--n", "4", "--out", &out("s.png")])
+        .assert()
+        .success();
+    latentlab()
+        .args(["interpolate", r, "--from-index", "1", "--to-index", "2"])
+        .args(["--steps", "3", "--out", &out("i.png")])
+        .assert()
+        .success();
+    let wrong = out("x.png");
+    refused(
+        &["decode", r, "--z", "0,0", "--out", &wrong],
+        "--z 0,0: 2 numbers, but this model has 3 latent dimensions; give 3",
+    );
+    assert!(!Path::new(&wrong).exists());
+
     let runs = tmp.path().join("runs");
     refused(
         &[
