@@ -68,97 +68,17 @@ pub struct BenchResult {
 }
 
 pub fn bench(args: BenchArgs) -> Result<(), AppError> {
-    // MNIST's default folder falls back to the copy inside the binary; any other folder is
-    // read as a custom set.
-    let defaults = TrainSettings::new(args.model);
-    let dataset = if args.data_dir == defaults.data_dir {
-        DatasetName::Mnist
-    } else {
-        DatasetName::Custom
-    };
-    let settings = TrainSettings {
-        model: args.sizes.config(args.model),
-        device: args.device,
-        dataset,
-        data_dir: args.data_dir.clone(),
-        epochs: 1,
-        batch_size: args.batch_size as usize,
-        lr: args.lr,
-        iwae_samples: 1,
-        ..defaults
-    };
-    let latent = settings.model.latent;
-    let data = load_data(&settings)?;
-    let opened = device::open(args.device)?;
-    let mut settings = settings;
-    settings.model.input = data.pixels();
-    let model = settings.model.init(0, &opened.device);
-    let optim = if args.burn_adam { burn_adam() } else { adam() };
-    let mut session = Session::new(settings, opened.device.clone(), &data, model, optim);
-
-    let (bs, n) = (args.batch_size as usize, session.train.len());
-    let total = (args.warmup + args.steps) as usize;
-    let perm = rng::epoch_permutation(1, 1, n);
-    let noise = rng::epoch_noise(1, 1, bs, latent);
-    let sync = |d: &burn::tensor::Device| {
-        d.sync()
-            .map_err(|e| crate::train::TrainError::Execution(format!("{e:?}")))
-    };
-    let batch = |session: &Session, step: usize| {
-        let idx: Vec<i64> = (0..bs).map(|i| perm[(step * bs + i) % n]).collect();
-        let x = session.train.gather(&idx);
-        let eps = args.model.is_variational().then(|| {
-            Tensor::<2>::from_data(
-                TensorData::new(noise.clone(), [bs, latent]),
-                &session.device,
-            )
-        });
-        (x, eps)
-    };
-    let mut times = Vec::with_capacity(args.steps as usize);
-    let launches = std::sync::Arc::new(LaunchCounter::default());
-    let mut watching = None;
-    for step in 0..total {
-        if step == args.warmup as usize {
-            watching = Some(cubecl::logging::LaunchObservation::new(launches.clone()));
-        }
-        // Batches are gathered before the clock starts, as in the reference.
-        let (x, eps) = batch(&session, step);
-        sync(&opened.device)?;
-        let start = Instant::now();
-        let loss = session.step(x, eps);
-        read_scalar(loss)?; // waits for the device
-        if step >= args.warmup as usize {
-            times.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    drop(watching);
-    let kernel_launches_per_step = launches.count() as f64 / args.steps as f64;
+    let (mut session, opened) = open_session(&args)?;
+    let batches = Batches::new(&session, args.batch_size as usize, args.model.is_variational());
+    let (warmup, steps) = (args.warmup as usize, args.steps as usize);
+    let (times, kernel_launches_per_step) =
+        time_steps(&mut session, &batches, &opened.device, warmup, steps)?;
     // Where the time goes: the same steps again, waiting for the device after each phase.
-    let mut phases: [Vec<f32>; 3] = Default::default();
-    for step in total..total + args.steps as usize {
-        let (x, eps) = batch(&session, step);
-        sync(&opened.device)?;
-        let mut last = Instant::now();
-        let mut failed = None;
-        let device = opened.device.clone();
-        session.step_marked(x, eps, &mut |phase| {
-            if let Err(e) = sync(&device) {
-                failed = Some(e);
-            }
-            let now = Instant::now();
-            phases[phase as usize].push((now - last).as_secs_f64() as f32 * 1e3);
-            last = now;
-        });
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
-    }
-    let [forward, backward, optimizer] = phases.map(|p| percentile(&p, 50.0));
-    let train_sync_every = session.sync_every;
+    let [forward, backward, optimizer] =
+        time_phases(&mut session, &batches, &opened.device, warmup + steps, steps)?;
+    let bs = batches.size;
     let flops = session.settings.model.flops_per_step(bs);
-    let times32: Vec<f32> = times.iter().map(|&t| t as f32).collect();
-    let median = percentile(&times32, 50.0);
+    let median = percentile(&times, 50.0);
     let gflops_at_median = flops / 1e9 / (median / 1e3);
     let peak_gflops = (args.device == device::DeviceChoice::Cpu).then(matmul_peak_gflops);
     let result = BenchResult {
@@ -168,13 +88,13 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         adapter: opened.adapter.clone(),
         batch_size: bs,
         hidden: session.settings.model.hidden,
-        latent,
+        latent: session.settings.model.latent,
         lr: session.settings.lr,
-        steps: args.steps as usize,
-        warmup: args.warmup as usize,
+        steps,
+        warmup,
         median_step_ms: median,
-        p10_step_ms: percentile(&times32, 10.0),
-        p90_step_ms: percentile(&times32, 90.0),
+        p10_step_ms: percentile(&times, 10.0),
+        p90_step_ms: percentile(&times, 90.0),
         images_per_sec: bs as f64 / (median / 1e3),
         median_forward_ms: forward,
         median_backward_ms: backward,
@@ -184,7 +104,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         peak_gflops,
         share_of_peak: peak_gflops.map(|p| gflops_at_median / p),
         syncs_per_step: 1.0,
-        train_sync_every,
+        train_sync_every: session.sync_every,
         kernel_launches_per_step,
         instruction_set: device::cpu::instruction_set(),
         denormals: device::cpu::denormal_mode().as_str(),
@@ -206,40 +126,177 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
     if args.json {
         say!("{}", serde_json::to_string(&result).unwrap_or_default())?;
     } else {
-        say!(
+        say!("{}", result.sentence())?;
+    }
+    Ok(())
+}
+
+/// A fresh model of the sizes asked for, with its optimiser and the data, on the device.
+fn open_session(args: &BenchArgs) -> Result<(Session, device::OpenedDevice), AppError> {
+    // MNIST's default folder falls back to the copy inside the binary; any other folder is
+    // read as a custom set.
+    let defaults = TrainSettings::new(args.model);
+    let dataset = if args.data_dir == defaults.data_dir {
+        DatasetName::Mnist
+    } else {
+        DatasetName::Custom
+    };
+    let mut settings = TrainSettings {
+        model: args.sizes.config(args.model),
+        device: args.device,
+        dataset,
+        data_dir: args.data_dir.clone(),
+        epochs: 1,
+        batch_size: args.batch_size as usize,
+        lr: args.lr,
+        iwae_samples: 1,
+        ..defaults
+    };
+    let data = load_data(&settings)?;
+    let opened = device::open(args.device)?;
+    settings.model.input = data.pixels();
+    let model = settings.model.init(0, &opened.device);
+    let optim = if args.burn_adam { burn_adam() } else { adam() };
+    let session = Session::new(settings, opened.device.clone(), &data, model, optim);
+    Ok((session, opened))
+}
+
+/// The batches of the timed steps: real training images in a fixed shuffled order, and one
+/// fixed noise draw for the VAE; gathered before the clock starts, as in the reference.
+struct Batches {
+    perm: Vec<i64>,
+    noise: Option<Vec<f32>>,
+    size: usize,
+    latent: usize,
+}
+
+impl Batches {
+    fn new(session: &Session, size: usize, variational: bool) -> Batches {
+        let latent = session.settings.model.latent;
+        Batches {
+            perm: rng::epoch_permutation(1, 1, session.train.len()),
+            noise: variational.then(|| rng::epoch_noise(1, 1, size, latent)),
+            size,
+            latent,
+        }
+    }
+
+    fn get(&self, session: &Session, step: usize) -> (Tensor<2>, Option<Tensor<2>>) {
+        let n = self.perm.len();
+        let idx: Vec<i64> = (0..self.size)
+            .map(|i| self.perm[(step * self.size + i) % n])
+            .collect();
+        let eps = self.noise.as_ref().map(|noise| {
+            Tensor::<2>::from_data(
+                TensorData::new(noise.clone(), [self.size, self.latent]),
+                &session.device,
+            )
+        });
+        (session.train.gather(&idx), eps)
+    }
+}
+
+fn sync(device: &burn::tensor::Device) -> Result<(), AppError> {
+    device
+        .sync()
+        .map_err(|e| crate::train::TrainError::Execution(format!("{e:?}")).into())
+}
+
+/// Milliseconds of each of `steps` whole steps after `warmup` untimed ones, each waited for;
+/// and the kernel launches per timed step.
+fn time_steps(
+    session: &mut Session,
+    batches: &Batches,
+    device: &burn::tensor::Device,
+    warmup: usize,
+    steps: usize,
+) -> Result<(Vec<f32>, f64), AppError> {
+    let mut times = Vec::with_capacity(steps);
+    let launches = std::sync::Arc::new(LaunchCounter::default());
+    let mut watching = None;
+    for step in 0..warmup + steps {
+        if step == warmup {
+            watching = Some(cubecl::logging::LaunchObservation::new(launches.clone()));
+        }
+        let (x, eps) = batches.get(session, step);
+        sync(device)?;
+        let start = Instant::now();
+        let loss = session.step(x, eps);
+        read_scalar(loss)?; // waits for the device
+        if step >= warmup {
+            times.push(start.elapsed().as_secs_f32() * 1e3);
+        }
+    }
+    drop(watching);
+    Ok((times, launches.count() as f64 / steps as f64))
+}
+
+/// Median milliseconds of the three phases of `steps` steps from step `first` on, the device
+/// waited for after each phase (which would distort whole-step times on a GPU).
+fn time_phases(
+    session: &mut Session,
+    batches: &Batches,
+    device: &burn::tensor::Device,
+    first: usize,
+    steps: usize,
+) -> Result<[f64; 3], AppError> {
+    let mut phases: [Vec<f32>; 3] = Default::default();
+    for step in first..first + steps {
+        let (x, eps) = batches.get(session, step);
+        sync(device)?;
+        let mut last = Instant::now();
+        let mut failed = None;
+        session.step_marked(x, eps, &mut |phase| {
+            if let Err(e) = sync(device) {
+                failed = Some(e);
+            }
+            let now = Instant::now();
+            phases[phase as usize].push((now - last).as_secs_f32() * 1e3);
+            last = now;
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    Ok(phases.map(|p| percentile(&p, 50.0)))
+}
+
+impl BenchResult {
+    /// The text `bench` prints without `--json`.
+    fn sentence(&self) -> String {
+        format!(
             "{} {}-{}-{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {:.0} kernel launches per step; {} threads on {} cores of {} ({}, denormals {}), {} build",
-            result.model.to_uppercase(),
-            result.hidden[0],
-            result.hidden[1],
-            result.latent,
-            result.backend,
-            result.device,
-            result.adapter,
-            bs,
-            result.median_step_ms,
-            result.p10_step_ms,
-            result.p90_step_ms,
-            result.images_per_sec,
-            result.gflops_at_median,
-            match (result.peak_gflops, result.share_of_peak) {
+            self.model.to_uppercase(),
+            self.hidden[0],
+            self.hidden[1],
+            self.latent,
+            self.backend,
+            self.device,
+            self.adapter,
+            self.batch_size,
+            self.median_step_ms,
+            self.p10_step_ms,
+            self.p90_step_ms,
+            self.images_per_sec,
+            self.gflops_at_median,
+            match (self.peak_gflops, self.share_of_peak) {
                 (Some(p), Some(f)) =>
                     format!(" = {:.0} % of one large matrix product's {p:.1}", 100.0 * f),
                 _ => String::new(),
             },
-            result.median_forward_ms,
-            result.median_backward_ms,
-            result.optimizer,
-            result.median_optimizer_ms,
-            result.kernel_launches_per_step,
-            result.threads,
-            result.cores,
-            result.cpu,
-            result.instruction_set,
-            result.denormals,
-            result.profile
-        )?;
+            self.median_forward_ms,
+            self.median_backward_ms,
+            self.optimizer,
+            self.median_optimizer_ms,
+            self.kernel_launches_per_step,
+            self.threads,
+            self.cores,
+            self.cpu,
+            self.instruction_set,
+            self.denormals,
+            self.profile
+        )
     }
-    Ok(())
 }
 
 /// GFLOP/s of the best of five 1024 x 1024 x 1024 matrix products on the CPU backend: what its

@@ -1,109 +1,14 @@
-//! The AE-vs-VAE comparison: side-by-side figures and `report.md`, whose every sentence is
-//! generated from measured numbers (a sentence whose condition the numbers do not meet is
-//! replaced by the one they do).
+//! `report.md`'s words: a table of the numbers, then one sentence per observation, each chosen
+//! by the numbers (a sentence whose condition the numbers do not meet is replaced by the one
+//! they do).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
-use super::summary::Summary;
-use super::{FigureOptions, ReportError, metrics};
+use super::Side;
 use crate::config::TrainSettings;
-use crate::data::Dataset;
-use crate::plot::grid::{self, GridAxes, GridFigure, GridRange, decode_points};
-use crate::plot::plane::LatentPlane;
-use crate::plot::scatter::{self, ScatterData};
-use crate::plot::{PlotError, save_figure};
-use crate::run::{self, LoadedRun, MetricsRow, RunError};
-use crate::train::session::{Codes, DeviceSplit, encode_images};
-
-/// One side of the comparison, with everything measured on it.
-pub struct Side {
-    pub run_dir: PathBuf,
-    /// The run's own settings, so the report says what the two runs share and what not.
-    pub settings: TrainSettings,
-    pub summary: Summary,
-    pub codes: Codes,
-    pub grid: GridFigure,
-    /// Mean and largest absolute pixel step between neighbouring grid cells.
-    pub roughness: (f64, f64),
-    /// The course's "sum -log sigma + sigma^2 + mu^2" on the test codes, nats per image (VAE).
-    pub course_kl: Option<f64>,
-    /// The box the grid spans (`--grid-range`), which the report's wording follows.
-    pub range: GridRange,
-    /// metrics.csv: what each epoch measured.
-    pub rows: Vec<MetricsRow>,
-}
-
-#[derive(Serialize)]
-struct ComparisonJson<'a> {
-    ae_run: &'a Path,
-    vae_run: &'a Path,
-    ae: &'a Summary,
-    vae: &'a Summary,
-    ae_grid_roughness: (f64, f64),
-    vae_grid_roughness: (f64, f64),
-    vae_course_kl: Option<f64>,
-}
-
-/// Measures one finished run on the test set of `data`.
-pub fn measure(run: &LoadedRun, data: &Dataset, opts: &FigureOptions) -> Result<Side, ReportError> {
-    let summary_path = run.dir.join("summary.json");
-    let text = std::fs::read_to_string(&summary_path).map_err(|_| {
-        ReportError::Unfinished(format!(
-            "{}: the run has no summary.json (unfinished?); finish it with latentlab train --resume {}",
-            run.dir.display(),
-            run.dir.display()
-        ))
-    })?;
-    let summary: Summary = serde_json::from_str(&text).map_err(|e| RunError::Corrupt {
-        path: summary_path,
-        reason: e.to_string(),
-    })?;
-    let test = DeviceSplit::upload(&data.test, data.pixels(), &run.device);
-    let codes = encode_images(&run.model, &test, run.config.settings.model.latent)?;
-    let axes = GridAxes::over_codes(&codes.mu, opts.grid_range, opts.grid_size);
-    let plane = LatentPlane::most_active(&codes.mu, 2);
-    let images =
-        decode_points(&run.model, &plane.lift(&axes.points()), &run.device).map_err(|reason| {
-            PlotError {
-                path: run.dir.clone(),
-                reason,
-            }
-        })?;
-    let roughness = metrics::grid_roughness(&images, opts.grid_size);
-    let course_kl = codes.sigma.as_ref().map(|s| course_kl(&codes.mu, s));
-    let kind = run.config.settings.model.kind.as_str().to_uppercase();
-    Ok(Side {
-        run_dir: run.dir.clone(),
-        settings: run.config.settings.clone(),
-        grid: GridFigure {
-            axes,
-            images,
-            image_size: (data.rows, data.cols),
-            title: grid_title(&kind, opts.grid_range),
-            axis_names: ("z1".into(), "z2".into()),
-            tick_labels: None,
-        },
-        summary,
-        codes,
-        roughness,
-        course_kl,
-        range: opts.grid_range,
-        rows: run.metrics()?,
-    })
-}
-
-/// "AE: decoded grid over its 1st-99th percentile box": each model's own box, unless the
-/// user chose one box for both.
-fn grid_title(kind: &str, range: GridRange) -> String {
-    match range {
-        GridRange::Percentile => format!("{kind}: decoded grid over its 1st-99th percentile box"),
-        GridRange::MinMax => format!("{kind}: decoded grid over its codes' full range"),
-        GridRange::Explicit(_) => format!("{kind}: decoded grid over {}", range.describe()),
-    }
-}
+use crate::plot::grid::GridRange;
+use crate::report::summary::Summary;
+use crate::run::MetricsRow;
 
 /// The report's first sentence: what the two runs share, and each setting they differ in
 /// (a comparison of two finished runs, `compare --ae --vae`, may pair any two).
@@ -177,88 +82,6 @@ fn join_and(parts: &[String]) -> String {
     }
 }
 
-/// Mean over images of sum_i (-log sigma_i + sigma_i^2 + mu_i^2).
-fn course_kl(mu: &[f32], sigma: &[f32]) -> f64 {
-    let n = mu.len() / 2;
-    mu.iter()
-        .zip(sigma)
-        .map(|(&m, &s)| -(s as f64).ln() + (s as f64).powi(2) + (m as f64).powi(2))
-        .sum::<f64>()
-        / n.max(1) as f64
-}
-
-/// Writes the side-by-side figures, `comparison.json` and `report.md` into `out`.
-pub fn write(
-    ae: &Side,
-    vae: &Side,
-    labels: &[u8],
-    out: &Path,
-) -> Result<Vec<PathBuf>, ReportError> {
-    let mut written = Vec::new();
-    fn scatter_of<'a>(side: &'a Side, labels: &'a [u8], name: &str) -> ScatterData<'a> {
-        ScatterData {
-            codes: &side.codes.mu,
-            labels,
-            title: format!("{name}: test-set codes"),
-            axes: if side.codes.sigma.is_some() {
-                ("z1 (mu)".into(), "z2 (mu)".into())
-            } else {
-                ("z1".into(), "z2".into())
-            },
-        }
-    }
-    let (a, v) = (scatter_of(ae, labels, "AE"), scatter_of(vae, labels, "VAE"));
-    let (ra, rv) = (
-        scatter::padded_range(&ae.codes.mu),
-        scatter::padded_range(&vae.codes.mu),
-    );
-    let (w, h) = scatter::SIZE;
-    written.extend(save_figure(
-        &out.join("scatter_ae_vs_vae"),
-        (2 * w, h),
-        |root| {
-            let (l, r) = root.split_horizontally(w);
-            scatter::draw(l, &a, ra)?;
-            scatter::draw(r, &v, rv)
-        },
-        |root| {
-            let (l, r) = root.split_horizontally(w);
-            scatter::draw(l, &a, ra)?;
-            scatter::draw(r, &v, rv)
-        },
-    )?);
-    let (gw, gh) = ae.grid.size();
-    written.extend(save_figure(
-        &out.join("grids_ae_vs_vae"),
-        (2 * gw, gh),
-        |root| {
-            let (l, r) = root.split_horizontally(gw);
-            grid::draw(l, &ae.grid)?;
-            grid::draw(r, &vae.grid)
-        },
-        |root| {
-            let (l, r) = root.split_horizontally(gw);
-            grid::draw(l, &ae.grid)?;
-            grid::draw(r, &vae.grid)
-        },
-    )?);
-    let json = ComparisonJson {
-        ae_run: &ae.run_dir,
-        vae_run: &vae.run_dir,
-        ae: &ae.summary,
-        vae: &vae.summary,
-        ae_grid_roughness: ae.roughness,
-        vae_grid_roughness: vae.roughness,
-        vae_course_kl: vae.course_kl,
-    };
-    run::write_json(&out.join("comparison.json"), &json)?;
-    let report = report_markdown(ae, vae);
-    let path = out.join("report.md");
-    run::write_atomic(&path, report.as_bytes()).map_err(RunError::io(&path))?;
-    written.push(path);
-    Ok(written)
-}
-
 fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
@@ -270,7 +93,7 @@ fn pair(v: &[f64]) -> String {
 
 /// The report: a table of the numbers, then the observations they support.
 pub fn report_markdown(ae: &Side, vae: &Side) -> String {
-    let (a, v) = (&ae.summary, &vae.summary);
+    let a = &ae.summary;
     let mut s = String::new();
     let _ = writeln!(s, "# AE vs VAE on {}: what do you notice?\n", a.dataset);
     let _ = writeln!(
@@ -286,7 +109,29 @@ pub fn report_markdown(ae: &Side, vae: &Side) -> String {
         "![latent codes](scatter_ae_vs_vae.png)\n\n![decoded grids](grids_ae_vs_vae.png)\n"
     );
     let _ = writeln!(s, "| | AE | VAE |\n| --- | --- | --- |");
-    let rows: Vec<(&str, String, String)> = vec![
+    let rows = numbers_table(ae, vae);
+    for (name, x, y) in rows {
+        let _ = writeln!(s, "| {name} | {x} | {y} |");
+    }
+    let _ = writeln!(s, "\n## What the numbers show\n");
+    for line in observations(ae, vae) {
+        let _ = writeln!(s, "- {line}");
+    }
+    if let Some(section) = usage_by_epoch(&vae.settings, &vae.rows) {
+        let _ = writeln!(s, "\n{section}");
+    }
+    let _ = writeln!(
+        s,
+        "\n## The KL term: exact form and the course's shortcut\n"
+    );
+    let _ = writeln!(s, "{}", kl_paragraph(vae));
+    s
+}
+
+/// The report's table: one row per number, AE beside VAE ("-" where a model has none).
+fn numbers_table(ae: &Side, vae: &Side) -> Vec<(&'static str, String, String)> {
+    let (a, v) = (&ae.summary, &vae.summary);
+    vec![
         (
             "test reconstruction BCE (nats/image)",
             format!("{:.2}", a.test_recon),
@@ -347,117 +192,19 @@ pub fn report_markdown(ae: &Side, vae: &Side) -> String {
             format!("{:.0}", a.images_per_sec),
             format!("{:.0}", v.images_per_sec),
         ),
-    ];
-    for (name, x, y) in rows {
-        let _ = writeln!(s, "| {name} | {x} | {y} |");
-    }
-    let _ = writeln!(s, "\n## What the numbers show\n");
-    for line in observations(ae, vae) {
-        let _ = writeln!(s, "- {line}");
-    }
-    if let Some(section) = usage_by_epoch(&vae.settings, &vae.rows) {
-        let _ = writeln!(s, "\n{section}");
-    }
-    let _ = writeln!(
-        s,
-        "\n## The KL term: exact form and the course's shortcut\n"
-    );
-    let _ = writeln!(s, "{}", kl_paragraph(vae));
-    s
+    ]
 }
 
 /// One sentence per observation, each chosen by the numbers.
 pub fn observations(ae: &Side, vae: &Side) -> Vec<String> {
     let (a, v) = (&ae.summary, &vae.summary);
-    let mut out = Vec::new();
-
-    let spread = |s: &Summary| s.latent_std.iter().product::<f64>().sqrt();
-    let ratio = spread(a) / spread(v).max(1e-12);
-    let near_prior = v.latent_std.iter().all(|&s| (0.5..=1.5).contains(&s))
-        && v.latent_mean.iter().all(|m| m.abs() < 0.3);
-    let vae_shape = if near_prior {
-        "close to the N(0, I) prior its KL term pulls them towards".to_string()
-    } else {
-        "not close to the N(0, I) prior (a std far from 1 or a mean far from 0)".to_string()
-    };
-    out.push(format!(
-        "**Spread and centring.** The AE's codes have std {} around mean {}; the VAE's have std {} around {}, {vae_shape}. \
-         The AE's cloud is {ratio:.1} times as wide (geometric mean of the std ratios): its loss has no term on where codes sit or how far they spread.",
-        pair(&a.latent_std),
-        pair(&a.latent_mean),
-        pair(&v.latent_std),
-        pair(&v.latent_mean),
-    ));
-
-    let gaps = if a.empty_cell_share > v.empty_cell_share + 0.02 {
-        "the AE leaves more holes, and a point decoded in one lies far from every training code"
-    } else if v.empty_cell_share > a.empty_cell_share + 0.02 {
-        "here the VAE leaves more holes than the AE"
-    } else {
-        "both fill their boxes about equally"
-    };
-    out.push(format!(
-        "**Gaps.** {} of the AE's and {} of the VAE's cells are empty in a 20x20 grid over each model's 1st-99th percentile box: {gaps}.",
-        pct(a.empty_cell_share),
-        pct(v.empty_cell_share)
-    ));
-
-    let smoother = if ae.roughness.0 > 1.1 * vae.roughness.0 {
-        "the VAE's grid morphs more gradually from digit to digit"
-    } else if vae.roughness.0 > 1.1 * ae.roughness.0 {
-        "the AE's grid morphs more gradually from digit to digit"
-    } else {
-        "both grids morph about equally gradually"
-    };
-    let jumps = if ae.roughness.1 > 1.2 * vae.roughness.1 {
-        ", and the AE's largest jump between neighbours is the larger, a sign of a tear in its latent space"
-    } else if vae.roughness.1 > 1.2 * ae.roughness.1 {
-        ", and the VAE's largest jump between neighbours is the larger"
-    } else {
-        ""
-    };
-    out.push(format!(
-        "**Smoothness of the decoded grid.** Neighbouring cells differ by {:.3} (AE) and {:.3} (VAE) in mean absolute pixel value: {smoother}{jumps}. \
-         {}",
-        ae.roughness.0, vae.roughness.0, span_note(ae.range)
-    ));
-
-    let knn = if (a.knn5_accuracy - v.knn5_accuracy).abs() < 0.01 {
-        "both separate the digits about equally well".to_string()
-    } else if a.knn5_accuracy > v.knn5_accuracy {
-        format!(
-            "the AE's codes separate the digits better, by {:.1} points",
-            100.0 * (a.knn5_accuracy - v.knn5_accuracy)
-        )
-    } else {
-        format!(
-            "the VAE's codes separate the digits better, by {:.1} points",
-            100.0 * (v.knn5_accuracy - a.knn5_accuracy)
-        )
-    };
-    out.push(format!(
-        "**Digit classes.** A 5-nearest-neighbour vote among the training codes labels {} (AE) and {} (VAE) of the test digits correctly: {knn}. Neither model saw a label.",
-        pct(a.knn5_accuracy),
-        pct(v.knn5_accuracy)
-    ));
-
-    let d = v.test_recon - a.test_recon;
-    let price = if d > 0.0 {
-        format!(
-            "the VAE reconstructs worse, by {d:.2} nats per image ({:.2} vs {:.2})",
-            v.test_recon, a.test_recon
-        )
-    } else {
-        format!(
-            "the VAE reconstructs no worse here ({:.2} vs {:.2} nats per image)",
-            v.test_recon, a.test_recon
-        )
-    };
-    out.push(format!(
-        "**The price of regularity.** With noise on its codes and a KL term, {price}, and spends {:.2} nats per image on the KL, for a negative ELBO of {:.2}.",
-        v.test_kl, v.test_loss
-    ));
-
+    let mut out = vec![
+        spread_sentence(a, v),
+        gaps_sentence(a, v),
+        smoothness_sentence(ae, vae),
+        classes_sentence(a, v),
+        price_sentence(a, v),
+    ];
     if let (Some(ll), Some(k)) = (v.iwae_log_likelihood, v.iwae_samples) {
         out.push(format!(
             "**Likelihood.** The VAE is a generative model: its importance-weighted bound with K={k} puts the test log-likelihood at {ll:.2} nats per image, {:.2} nats above the ELBO ({:.2}). The AE defines no likelihood to compare.",
@@ -475,6 +222,108 @@ pub fn observations(ae: &Side, vae: &Side) -> Vec<String> {
         out.push(latent_usage_sentence(kl, var));
     }
     out
+}
+
+/// Where the codes sit and how far they spread, against the prior.
+fn spread_sentence(a: &Summary, v: &Summary) -> String {
+    let spread = |s: &Summary| s.latent_std.iter().product::<f64>().sqrt();
+    let ratio = spread(a) / spread(v).max(1e-12);
+    let near_prior = v.latent_std.iter().all(|&s| (0.5..=1.5).contains(&s))
+        && v.latent_mean.iter().all(|m| m.abs() < 0.3);
+    let vae_shape = if near_prior {
+        "close to the N(0, I) prior its KL term pulls them towards".to_string()
+    } else {
+        "not close to the N(0, I) prior (a std far from 1 or a mean far from 0)".to_string()
+    };
+    format!(
+        "**Spread and centring.** The AE's codes have std {} around mean {}; the VAE's have std {} around {}, {vae_shape}. \
+         The AE's cloud is {ratio:.1} times as wide (geometric mean of the std ratios): its loss has no term on where codes sit or how far they spread.",
+        pair(&a.latent_std),
+        pair(&a.latent_mean),
+        pair(&v.latent_std),
+        pair(&v.latent_mean),
+    )
+}
+
+/// How much of each box the codes leave empty.
+fn gaps_sentence(a: &Summary, v: &Summary) -> String {
+    let gaps = if a.empty_cell_share > v.empty_cell_share + 0.02 {
+        "the AE leaves more holes, and a point decoded in one lies far from every training code"
+    } else if v.empty_cell_share > a.empty_cell_share + 0.02 {
+        "here the VAE leaves more holes than the AE"
+    } else {
+        "both fill their boxes about equally"
+    };
+    format!(
+        "**Gaps.** {} of the AE's and {} of the VAE's cells are empty in a 20x20 grid over each model's 1st-99th percentile box: {gaps}.",
+        pct(a.empty_cell_share),
+        pct(v.empty_cell_share)
+    )
+}
+
+/// How gradually each decoded grid changes from cell to cell.
+fn smoothness_sentence(ae: &Side, vae: &Side) -> String {
+    let smoother = if ae.roughness.0 > 1.1 * vae.roughness.0 {
+        "the VAE's grid morphs more gradually from digit to digit"
+    } else if vae.roughness.0 > 1.1 * ae.roughness.0 {
+        "the AE's grid morphs more gradually from digit to digit"
+    } else {
+        "both grids morph about equally gradually"
+    };
+    let jumps = if ae.roughness.1 > 1.2 * vae.roughness.1 {
+        ", and the AE's largest jump between neighbours is the larger, a sign of a tear in its latent space"
+    } else if vae.roughness.1 > 1.2 * ae.roughness.1 {
+        ", and the VAE's largest jump between neighbours is the larger"
+    } else {
+        ""
+    };
+    format!(
+        "**Smoothness of the decoded grid.** Neighbouring cells differ by {:.3} (AE) and {:.3} (VAE) in mean absolute pixel value: {smoother}{jumps}. \
+         {}",
+        ae.roughness.0, vae.roughness.0, span_note(ae.range)
+    )
+}
+
+/// How well the codes separate the digits (a 5-NN vote).
+fn classes_sentence(a: &Summary, v: &Summary) -> String {
+    let knn = if (a.knn5_accuracy - v.knn5_accuracy).abs() < 0.01 {
+        "both separate the digits about equally well".to_string()
+    } else if a.knn5_accuracy > v.knn5_accuracy {
+        format!(
+            "the AE's codes separate the digits better, by {:.1} points",
+            100.0 * (a.knn5_accuracy - v.knn5_accuracy)
+        )
+    } else {
+        format!(
+            "the VAE's codes separate the digits better, by {:.1} points",
+            100.0 * (v.knn5_accuracy - a.knn5_accuracy)
+        )
+    };
+    format!(
+        "**Digit classes.** A 5-nearest-neighbour vote among the training codes labels {} (AE) and {} (VAE) of the test digits correctly: {knn}. Neither model saw a label.",
+        pct(a.knn5_accuracy),
+        pct(v.knn5_accuracy)
+    )
+}
+
+/// What the VAE pays in reconstruction for its regular latent space.
+fn price_sentence(a: &Summary, v: &Summary) -> String {
+    let d = v.test_recon - a.test_recon;
+    let price = if d > 0.0 {
+        format!(
+            "the VAE reconstructs worse, by {d:.2} nats per image ({:.2} vs {:.2})",
+            v.test_recon, a.test_recon
+        )
+    } else {
+        format!(
+            "the VAE reconstructs no worse here ({:.2} vs {:.2} nats per image)",
+            v.test_recon, a.test_recon
+        )
+    };
+    format!(
+        "**The price of regularity.** With noise on its codes and a KL term, {price}, and spends {:.2} nats per image on the KL, for a negative ELBO of {:.2}.",
+        v.test_kl, v.test_loss
+    )
 }
 
 /// How the VAE uses its latent dimensions: all active, some collapsed (named), or none.
@@ -609,6 +458,7 @@ pub fn kl_paragraph(vae: &Side) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::compare::grid_title;
     use crate::model::ModelKind;
 
     fn settings(kind: ModelKind) -> TrainSettings {
