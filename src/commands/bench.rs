@@ -69,13 +69,22 @@ pub struct BenchResult {
 
 pub fn bench(args: BenchArgs) -> Result<(), AppError> {
     let (mut session, opened) = open_session(&args)?;
-    let batches = Batches::new(&session, args.batch_size as usize, args.model.is_variational());
+    let batches = Batches::new(
+        &session,
+        args.batch_size as usize,
+        args.model.is_variational(),
+    );
     let (warmup, steps) = (args.warmup as usize, args.steps as usize);
     let (times, kernel_launches_per_step) =
         time_steps(&mut session, &batches, &opened.device, warmup, steps)?;
     // Where the time goes: the same steps again, waiting for the device after each phase.
-    let [forward, backward, optimizer] =
-        time_phases(&mut session, &batches, &opened.device, warmup + steps, steps)?;
+    let [forward, backward, optimizer] = time_phases(
+        &mut session,
+        &batches,
+        &opened.device,
+        warmup + steps,
+        steps,
+    )?;
     let bs = batches.size;
     let flops = session.settings.model.flops_per_step(bs);
     let median = percentile(&times, 50.0);

@@ -14,7 +14,7 @@ use crate::model::{AutoEncoder, ModelKind};
 use crate::report::figures::{self, FigureOptions, RunFigures};
 use crate::report::{Summary, iwae, metrics};
 use crate::run::{self, Latents, MetricsRow};
-use crate::train::session::encode_images;
+use crate::train::session::{Codes, encode_images};
 use crate::train::{Timings, Trained};
 
 /// One model as the explorer shows it: its weights, its kind, its epoch and its test codes.
@@ -113,7 +113,7 @@ pub fn finish_run(
 ) -> Result<Timings, AppError> {
     let Trained {
         session,
-        opened,
+        opened: _,
         run_dir,
         rows,
         timings,
@@ -147,10 +147,60 @@ pub fn finish_run(
             latent,
         },
     )?;
+    let summary = summarise(
+        trained,
+        &model,
+        &test_images,
+        (&test, &train),
+        &data.name,
+        &mut timings,
+    )?;
+    run::write_json(&run_dir.join("summary.json"), &summary)?;
+    if latent >= 2 {
+        let steps_per_epoch = session.steps_per_epoch();
+        draw_run(
+            &VisualRun {
+                model: &model,
+                device: &cpu,
+                kind: settings.model.kind,
+                run_dir,
+                epoch: rows.last().map_or(0, |r| r.epoch),
+                steps_per_epoch,
+                codes: &test.mu,
+                latent,
+                rows,
+            },
+            data,
+            &session.test.labels,
+            figures,
+            &mut timings,
+        )?;
+    }
+    Ok(timings)
+}
+
+/// summary.json of a finished run: its final losses, and what its test codes (and the
+/// training codes, for the kNN vote) say about the latent space.
+fn summarise(
+    trained: &Trained,
+    model: &AutoEncoder,
+    test_images: &crate::train::session::DeviceSplit,
+    (test, train): (&Codes, &Codes),
+    dataset: &str,
+    timings: &mut Timings,
+) -> Result<Summary, AppError> {
+    let Trained {
+        session,
+        opened,
+        rows,
+        ..
+    } = trained;
+    let settings = &session.settings;
+    let latent = settings.model.latent;
     let last = rows.last();
     let iwae = timings.time("IWAE", || {
         iwae::iwae_log_likelihood(
-            &model,
+            model,
             &test_images.rows(0..test_images.len()),
             settings.iwae_samples,
             settings.seed,
@@ -164,7 +214,7 @@ pub fn finish_run(
         .map(|sigma| crate::model::latent_usage(&test.mu, sigma, latent));
     let summary = Summary {
         model: settings.model.kind.as_str().to_string(),
-        dataset: data.name.clone(),
+        dataset: dataset.to_string(),
         device: settings.device.as_str().to_string(),
         backend: opened.backend.to_string(),
         adapter: opened.adapter.clone(),
@@ -201,28 +251,7 @@ pub fn finish_run(
         mu_variance_per_dim: usage.as_ref().map(|u| u.mu_variance_per_dim.clone()),
         active_units: usage.as_ref().map(|u| u.active_units),
     };
-    run::write_json(&run_dir.join("summary.json"), &summary)?;
-    if latent >= 2 {
-        let steps_per_epoch = session.steps_per_epoch();
-        draw_run(
-            &VisualRun {
-                model: &model,
-                device: &cpu,
-                kind: settings.model.kind,
-                run_dir,
-                epoch: rows.last().map_or(0, |r| r.epoch),
-                steps_per_epoch,
-                codes: &test.mu,
-                latent,
-                rows,
-            },
-            data,
-            &session.test.labels,
-            figures,
-            &mut timings,
-        )?;
-    }
-    Ok(timings)
+    Ok(summary)
 }
 
 /// One trained model, as its figures, animation and explorer show it.

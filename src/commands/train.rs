@@ -1,6 +1,6 @@
 //! `train` and `compare`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cli::{CompareArgs, TrainArgs};
 use crate::data::Dataset;
@@ -47,6 +47,44 @@ pub fn train(args: TrainArgs) -> Result<(), AppError> {
     Ok(())
 }
 
+/// `compare` without finished runs: refuses what it cannot compare before any training, then
+/// trains the AE and the VAE alike on one load of the data, each to a finished run.
+fn train_both(
+    args: &CompareArgs,
+    opts: &crate::report::FigureOptions,
+    timings: &mut Timings,
+) -> Result<((PathBuf, PathBuf), Dataset), AppError> {
+    // Check the output folder before spending minutes on training.
+    if let Some(out) = args.out.as_ref().filter(|o| o.exists()) {
+        return Err(run::RunError::Exists { path: out.clone() }.into());
+    }
+    if args.flags.model.latent != 2 {
+        return Err(AppError::Usage(format!(
+            "--latent {}: compare draws the two latent planes side by side and needs \
+             --latent 2 (train takes other sizes, and draws their two most varied dimensions)",
+            args.flags.model.latent
+        )));
+    }
+    let target = RunTarget::Under(args.runs_dir.clone());
+    let ae = args
+        .flags
+        .settings(ModelKind::Ae)
+        .map_err(AppError::Usage)?;
+    let vae = args
+        .flags
+        .settings(ModelKind::Vae)
+        .map_err(AppError::Usage)?;
+    let data = load_data(&ae)?;
+    let mut dirs = Vec::new();
+    for settings in [ae, vae] {
+        let trained = train::train_new(settings, &data, &target)?;
+        timings.merge(&output::finish_run(&trained, &data, opts)?);
+        dirs.push(trained.run_dir);
+    }
+    let dirs = (dirs.remove(0), dirs.remove(0));
+    Ok((dirs, data))
+}
+
 pub fn compare(args: CompareArgs) -> Result<(), AppError> {
     let opts = args.figures.options();
     let mut timings = Timings::default();
@@ -54,35 +92,7 @@ pub fn compare(args: CompareArgs) -> Result<(), AppError> {
     let (ae_dir, vae_dir) = match (&args.ae, &args.vae) {
         (Some(ae), Some(vae)) => (ae.clone(), vae.clone()),
         _ => {
-            // Check the output folder before spending minutes on training.
-            if let Some(out) = args.out.as_ref().filter(|o| o.exists()) {
-                return Err(run::RunError::Exists { path: out.clone() }.into());
-            }
-            if args.flags.model.latent != 2 {
-                return Err(AppError::Usage(format!(
-                    "--latent {}: compare draws the two latent planes side by side and needs \
-                     --latent 2 (train takes other sizes, and draws their two most varied dimensions)",
-                    args.flags.model.latent
-                )));
-            }
-            let target = RunTarget::Under(args.runs_dir.clone());
-            let ae = args
-                .flags
-                .settings(ModelKind::Ae)
-                .map_err(AppError::Usage)?;
-            let vae = args
-                .flags
-                .settings(ModelKind::Vae)
-                .map_err(AppError::Usage)?;
-            // One load serves both trainings and the comparison.
-            let data = load_data(&ae)?;
-            let mut dirs = Vec::new();
-            for settings in [ae, vae] {
-                let trained = train::train_new(settings, &data, &target)?;
-                timings.merge(&output::finish_run(&trained, &data, &opts)?);
-                dirs.push(trained.run_dir);
-            }
-            let dirs = (dirs.remove(0), dirs.remove(0));
+            let (dirs, data) = train_both(&args, &opts, &mut timings)?;
             shared_data = Some(data);
             dirs
         }

@@ -4,6 +4,7 @@
 
 pub mod adam;
 pub mod progress;
+pub mod readback;
 pub mod rng;
 pub mod session;
 pub mod split;
@@ -231,6 +232,61 @@ pub fn resume(run_dir: &Path) -> Result<(Trained, Dataset), TrainError> {
     Ok((trained, data))
 }
 
+/// Measures a trained epoch on the test set and saves it: its row of metrics.csv, then the
+/// checkpoint (so that a run resumed from the checkpoint has the row).
+fn save_epoch(
+    session: &Session,
+    epoch: usize,
+    stats: session::EpochStats,
+    run_dir: &Path,
+    rows: &mut Vec<MetricsRow>,
+    timings: &mut Timings,
+) -> Result<MetricsRow, TrainError> {
+    let eval = timings.time("test losses", || session.evaluate())?;
+    let row = MetricsRow {
+        epoch,
+        seconds: stats.seconds,
+        images_per_sec: session.train.len() as f64 / stats.seconds,
+        train_loss: stats.train_loss,
+        test_recon: eval.recon,
+        test_kl: eval.kl,
+        test_loss: eval.loss,
+        beta: Some(stats.beta),
+        usage: eval.usage,
+    };
+    rows.push(row.clone());
+    timings.time("checkpoints", || {
+        run::write_metrics(&run_dir.join("metrics.csv"), rows)?;
+        checkpoint::save(
+            run_dir,
+            epoch,
+            session.model(),
+            &session.optim,
+            session.settings.model.kind,
+        )
+    })?;
+    Ok(row)
+}
+
+/// What the progress display keeps of a finished epoch.
+fn epoch_line(row: &MetricsRow, warming: bool) -> String {
+    let mut line = format!(
+        "{:.1}s  {:.0} img/s  train {:.2}  test recon {:.2}  KL {:.2}  loss {:.2}",
+        row.seconds, row.images_per_sec, row.train_loss, row.test_recon, row.test_kl, row.test_loss,
+    );
+    if let Some(u) = &row.usage {
+        line.push_str(&format!(
+            "  active {}/{}",
+            u.active_units,
+            u.kl_per_dim.len()
+        ));
+    }
+    if let (true, Some(beta)) = (warming, row.beta) {
+        line.push_str(&format!("  beta {beta:.3}"));
+    }
+    line
+}
+
 fn run_epochs(
     mut session: Session,
     opened: OpenedDevice,
@@ -291,53 +347,9 @@ fn run_epochs(
             other => other?,
         };
         timings.add("training", stats.seconds);
-        let eval = timings.time("test losses", || session.evaluate())?;
-        let row = MetricsRow {
-            epoch,
-            seconds: stats.seconds,
-            images_per_sec: session.train.len() as f64 / stats.seconds,
-            train_loss: stats.train_loss,
-            test_recon: eval.recon,
-            test_kl: eval.kl,
-            test_loss: eval.loss,
-            beta: Some(stats.beta),
-            usage: eval.usage,
-        };
-        rows.push(row.clone());
-        timings.time("checkpoints", || {
-            run::write_metrics(&run_dir.join("metrics.csv"), &rows)?;
-            checkpoint::save(
-                run_dir,
-                epoch,
-                session.model(),
-                &session.optim,
-                settings.model.kind,
-            )
-        })?;
+        let row = save_epoch(&session, epoch, stats, run_dir, &mut rows, &mut timings)?;
         let warming = settings.kl_warmup >= epoch && settings.model.kind.is_variational();
-        progress.finish_epoch(
-            epoch,
-            settings.epochs,
-            &format!(
-                "{:.1}s  {:.0} img/s  train {:.2}  test recon {:.2}  KL {:.2}  loss {:.2}{}{}",
-                row.seconds,
-                row.images_per_sec,
-                row.train_loss,
-                row.test_recon,
-                row.test_kl,
-                row.test_loss,
-                row.usage.as_ref().map_or(String::new(), |u| format!(
-                    "  active {}/{}",
-                    u.active_units,
-                    u.kl_per_dim.len()
-                )),
-                if warming {
-                    format!("  beta {:.3}", stats.beta)
-                } else {
-                    String::new()
-                }
-            ),
-        );
+        progress.finish_epoch(epoch, settings.epochs, &epoch_line(&row, warming));
     }
     progress.finish();
     Ok(Trained {

@@ -16,6 +16,7 @@ use super::rng;
 use crate::config::TrainSettings;
 use crate::data::Dataset;
 
+pub use super::readback::{read_scalar, read_vec};
 pub use super::split::DeviceSplit;
 use crate::model::{AutoEncoder, LatentUsage, latent_usage};
 
@@ -286,38 +287,4 @@ pub fn encode_images(
         }
     }
     Ok(Codes { mu, sigma, latent })
-}
-
-/// Reads a one-element tensor back to the host (this waits for the device).
-pub fn read_scalar(t: Tensor<1>) -> Result<f64, TrainError> {
-    Ok(read_vec(t)?.first().copied().unwrap_or(f32::NAN) as f64)
-}
-
-pub fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, TrainError> {
-    let data = t
-        .try_into_data()
-        .map_err(|e| TrainError::Execution(one_line(&e.to_string())))?;
-    data.try_into_vec::<f32>()
-        .map_err(|e| TrainError::Execution(one_line(&format!("{e:?}"))))
-}
-
-/// A device error as one line: its headline and its innermost cause (the backends report a
-/// chain of causes and a backtrace over many lines).
-fn one_line(report: &str) -> String {
-    let lines: Vec<&str> = report
-        .lines()
-        .map(str::trim)
-        .take_while(|l| !l.starts_with("Backtrace:"))
-        .filter(|l| {
-            !l.is_empty()
-                && !l.starts_with("Caused by")
-                && !l.starts_with('│')
-                && !l.starts_with('┌')
-        })
-        .collect();
-    match lines.as_slice() {
-        [] => "unknown device error".to_string(),
-        [only] => only.to_string(),
-        [first, .., last] => format!("{first}: {last}"),
-    }
 }

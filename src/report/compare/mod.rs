@@ -192,4 +192,3 @@ pub fn write(
     written.push(path);
     Ok(written)
 }
-

@@ -280,7 +280,9 @@ fn smoothness_sentence(ae: &Side, vae: &Side) -> String {
     format!(
         "**Smoothness of the decoded grid.** Neighbouring cells differ by {:.3} (AE) and {:.3} (VAE) in mean absolute pixel value: {smoother}{jumps}. \
          {}",
-        ae.roughness.0, vae.roughness.0, span_note(ae.range)
+        ae.roughness.0,
+        vae.roughness.0,
+        span_note(ae.range)
     )
 }
 
@@ -458,8 +460,8 @@ pub fn kl_paragraph(vae: &Side) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::compare::grid_title;
     use crate::model::ModelKind;
+    use crate::report::compare::grid_title;
 
     fn settings(kind: ModelKind) -> TrainSettings {
         TrainSettings::new(kind)
