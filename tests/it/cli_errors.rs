@@ -224,7 +224,15 @@ fn a_latent_of_three_trains_draws_and_decodes_and_compare_refuses_it() {
     let run = tmp.path().join("run3");
     latentlab()
         .args(["train", "--model", "vae", "--latent", "3", "--epochs", "1"])
-        .args(["--train-limit", "256", "--iwae-samples", "2", "--out"])
+        .args([
+            "--train-limit",
+            "256",
+            "--iwae-samples",
+            "2",
+            "--kl-warmup",
+            "2",
+            "--out",
+        ])
         .arg(&run)
         .assert()
         .success();
@@ -251,6 +259,12 @@ fn a_latent_of_three_trains_draws_and_decodes_and_compare_refuses_it() {
             .next()
             .unwrap()
             .ends_with("sigma_z1,sigma_z2,sigma_z3"),
+        "{metrics}"
+    );
+    // --kl-warmup 2: the KL weight has reached half of --beta after the first epoch.
+    assert_eq!(
+        metrics.lines().nth(1).unwrap().split(',').nth(7),
+        Some("0.5"),
         "{metrics}"
     );
 

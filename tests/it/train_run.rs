@@ -63,14 +63,33 @@ fn a_vae_run_writes_every_promised_file() {
     let lines: Vec<&str> = metrics.lines().collect();
     assert_eq!(
         lines[0],
-        "epoch,seconds,images_per_sec,train_loss,test_recon,test_kl,test_loss"
+        "epoch,seconds,images_per_sec,train_loss,test_recon,test_kl,test_loss,beta,\
+         active_units,kl_z1,kl_z2,mu_var_z1,mu_var_z2,sigma_z1,sigma_z2"
     );
     assert_eq!(lines.len(), 3);
-    let loss = |line: &str| line.split(',').nth(6).unwrap().parse::<f64>().unwrap();
+    let cell = |line: &str, k: usize| line.split(',').nth(k).unwrap().parse::<f64>().unwrap();
     assert!(
-        loss(lines[2]) < loss(lines[1]),
+        cell(lines[2], 6) < cell(lines[1], 6),
         "test loss goes down: {metrics}"
     );
+    // Every epoch's diagnostics: the KL per dimension adds up to the epoch's test KL, the
+    // active units count the variances over 0.01, sigmas are in (0, 1.5), beta is --beta.
+    for line in &lines[1..] {
+        let (kl, beta, active) = (cell(line, 5), cell(line, 7), cell(line, 8));
+        assert_eq!(beta, 1.0, "{line}");
+        assert!(
+            (cell(line, 9) + cell(line, 10) - kl).abs() < 1e-3 * kl,
+            "{line}"
+        );
+        let over = [11, 12].iter().filter(|&&k| cell(line, k) > 0.01).count();
+        assert_eq!(active, over as f64, "{line}");
+        assert!(
+            [13, 14]
+                .iter()
+                .all(|&k| (0.0..1.5).contains(&cell(line, k))),
+            "{line}"
+        );
+    }
 
     // The latent diagnostics: the KL per dimension adds up to the test KL the evaluation
     // computed on its own (float order apart); active units count the variances over 0.01.
