@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{TrainSettings, defaults};
 use crate::data::{Binarize, DatasetName};
 use crate::device::DeviceChoice;
-use crate::model::{ModelConfig, ModelKind};
+use crate::model::{Arch, ModelConfig, ModelKind};
 use crate::plot::grid::GridRange;
 use crate::report::FigureOptions;
 
@@ -282,7 +282,7 @@ impl FigureFlags {
 /// The ids of every `TrainFlags` flag, which `compare --ae/--vae` refuses one by one (a
 /// conflict with the whole group would list all fourteen in its message); a unit test keeps
 /// the list complete.
-const TRAIN_FLAGS: [&str; 16] = [
+const TRAIN_FLAGS: [&str; 17] = [
     "device",
     "epochs",
     "batch_size",
@@ -297,6 +297,7 @@ const TRAIN_FLAGS: [&str; 16] = [
     "binarize",
     "hidden",
     "latent",
+    "arch",
     "iwae_samples",
     "snapshot_every",
 ];
@@ -380,6 +381,11 @@ pub struct ModelFlags {
     /// Latent dimensions (the figures need 2).
     #[arg(long, default_value_t = defaults::LATENT as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub latent: u64,
+
+    /// mlp: the pixels straight into the dense layers; conv: two 3x3 stride-2 convolutions
+    /// (32, 64 channels) before them and two transposed ones after the decoder's.
+    #[arg(long, value_enum, default_value = "mlp")]
+    pub arch: Arch,
 }
 
 impl ModelFlags {
@@ -387,6 +393,7 @@ impl ModelFlags {
         ModelConfig {
             hidden: self.hidden.0,
             latent: self.latent as usize,
+            arch: self.arch,
             ..ModelConfig::new(kind)
         }
     }

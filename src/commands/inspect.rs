@@ -260,6 +260,7 @@ pub fn export(args: ExportArgs) -> Result<(), AppError> {
         ("input", m.input.to_string()),
         ("hidden", format!("{},{}", m.hidden[0], m.hidden[1])),
         ("latent", m.latent.to_string()),
+        ("arch", m.arch.as_str().to_string()),
         ("epoch", run.epoch.to_string()),
         ("latentlab_version", env!("CARGO_PKG_VERSION").to_string()),
     ]

@@ -337,6 +337,12 @@ pub fn write_animation_and_explorer(
         })?
         .into_iter()
         .collect();
+    if runs.iter().any(|r| r.model.decoder.is_convolutional()) {
+        // The page multiplies out dense layers in JavaScript; transposed convolutions are not
+        // written there yet.
+        eprintln!("note: explorer.html decodes MLP models only; this one is --arch conv");
+        return Ok(written);
+    }
     let explorer: Vec<ExplorerInput> = runs
         .iter()
         .map(|r| ExplorerInput {

@@ -5,6 +5,7 @@
 //! one type for both, so every command works on either model without generics.
 
 use burn::nn::Linear;
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use rand::SeedableRng;
@@ -50,6 +51,31 @@ pub const HIDDEN: [usize; 2] = [512, 256];
 /// The exercise's latent plane.
 pub const LATENT: usize = 2;
 
+/// The layers between the pixels and the dense layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// The spec's MLP: the pixels go straight into the dense layers.
+    #[default]
+    Mlp,
+    /// Two 3x3 stride-2 convolutions (32 and 64 channels: 28x28 -> 14x14 -> 7x7) before the
+    /// dense layers, and two transposed convolutions after the decoder's (7x7 -> 14x14 ->
+    /// 28x28), the usual convolutional VAE of the Keras and TensorFlow tutorials.
+    Conv,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Mlp => "mlp",
+            Arch::Conv => "conv",
+        }
+    }
+}
+
+/// The channels of the two convolutions (encoder order; the decoder mirrors them).
+pub const CONV_CHANNELS: [usize; 2] = [32, 64];
+
 /// The sizes of a model; with the kind, all that is needed to rebuild it from a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -60,6 +86,9 @@ pub struct ModelConfig {
     pub hidden: [usize; 2],
     /// Latent dimensions (2 for the exercise).
     pub latent: usize,
+    /// Runs made before `--arch` existed were MLPs.
+    #[serde(default)]
+    pub arch: Arch,
 }
 
 impl ModelConfig {
@@ -70,6 +99,7 @@ impl ModelConfig {
             input: INPUT,
             hidden: HIDDEN,
             latent: LATENT,
+            arch: Arch::Mlp,
         }
     }
 
@@ -77,19 +107,72 @@ impl ModelConfig {
     pub fn init(&self, seed: u64, device: &Device) -> AutoEncoder {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let [h1, h2] = self.hidden;
+        let [c1, c2] = CONV_CHANNELS;
+        let conv = self.arch == Arch::Conv;
+        // What the dense layers see: the pixels, or the second convolution's 64 x 7 x 7.
+        let dense_in = self.dense_input();
+        let (conv1, conv2) = match conv {
+            true => (
+                Some(init::conv_down(&mut rng, 1, c1, device)),
+                Some(init::conv_down(&mut rng, c1, c2, device)),
+            ),
+            false => (None, None),
+        };
         let mut layer = |i, o| init::linear(&mut rng, i, o, device);
         let encoder = Encoder {
-            hidden1: layer(self.input, h1),
+            conv1,
+            conv2,
+            hidden1: layer(dense_in, h1),
             hidden2: layer(h1, h2),
             mu: layer(h2, self.latent),
             log_var: self.kind.is_variational().then(|| layer(h2, self.latent)),
         };
+        let (hidden1, hidden2, output) =
+            (layer(self.latent, h2), layer(h2, h1), layer(h1, dense_in));
+        let (deconv1, deconv2) = match conv {
+            true => (
+                Some(init::conv_up(&mut rng, c2, c1, device)),
+                Some(init::conv_up(&mut rng, c1, 1, device)),
+            ),
+            false => (None, None),
+        };
         let decoder = Decoder {
-            hidden1: layer(self.latent, h2),
-            hidden2: layer(h2, h1),
-            output: layer(h1, self.input),
+            hidden1,
+            hidden2,
+            output,
+            deconv1,
+            deconv2,
+            side: self.side(),
         };
         AutoEncoder { encoder, decoder }
+    }
+
+    /// The side of the square images (28 for the MNIST family).
+    pub fn side(&self) -> usize {
+        (self.input as f64).sqrt().round() as usize
+    }
+
+    /// Whether the convolutions fit these images: square, with a side divisible by 4 (two
+    /// halvings); an MLP takes any size.
+    pub fn check(&self) -> Result<(), String> {
+        let side = self.side();
+        if self.arch == Arch::Conv && (side * side != self.input || !side.is_multiple_of(4)) {
+            return Err(format!(
+                "--arch conv needs square images with a side divisible by 4 (28x28 is); these \
+                 have {} pixels",
+                self.input
+            ));
+        }
+        Ok(())
+    }
+
+    /// Inputs of the first dense layer (outputs of the decoder's last): the pixels, or the
+    /// 64 channels of the second convolution at a quarter of the side.
+    pub fn dense_input(&self) -> usize {
+        match self.arch {
+            Arch::Mlp => self.input,
+            Arch::Conv => CONV_CHANNELS[1] * (self.side() / 4).pow(2),
+        }
     }
 }
 
@@ -98,9 +181,18 @@ impl ModelConfig {
     pub fn macs_per_image(&self) -> usize {
         let [h1, h2] = self.hidden;
         let heads = if self.kind.is_variational() { 2 } else { 1 };
-        let encoder = self.input * h1 + h1 * h2 + heads * h2 * self.latent;
-        let decoder = self.latent * h2 + h2 * h1 + h1 * self.input;
-        encoder + decoder
+        let d = self.dense_input();
+        let encoder = d * h1 + h1 * h2 + heads * h2 * self.latent;
+        let decoder = self.latent * h2 + h2 * h1 + h1 * d;
+        // Each convolution: 9 multiply-adds per input channel, per output channel, per output
+        // pixel of the smaller side; the transposed ones mirror them exactly.
+        let [c1, c2] = CONV_CHANNELS;
+        let (half, quarter) = ((self.side() / 2).pow(2), (self.side() / 4).pow(2));
+        let convs = match self.arch {
+            Arch::Mlp => 0,
+            Arch::Conv => 2 * 9 * (half * c1 + quarter * c2 * c1),
+        };
+        encoder + decoder + convs
     }
 
     /// Floating-point operations of one training step on `batch` images, counting the matrix
@@ -109,12 +201,19 @@ impl ModelConfig {
     /// the first layer, which nothing needs. 0.72 GFLOP for the AE at batch 128.
     pub fn flops_per_step(&self, batch: usize) -> f64 {
         let forward = 2.0 * (batch * self.macs_per_image()) as f64;
-        3.0 * forward - 2.0 * (batch * self.input * self.hidden[0]) as f64
+        let first = match self.arch {
+            Arch::Mlp => self.input * self.hidden[0],
+            Arch::Conv => 9 * (self.side() / 2).pow(2) * CONV_CHANNELS[0],
+        };
+        3.0 * forward - 2.0 * (batch * first) as f64
     }
 }
 
 #[derive(Module, Debug)]
 pub struct Encoder {
+    /// `--arch conv` only: 1 -> 32 -> 64 channels, each halving the side.
+    pub(super) conv1: Option<Conv2d>,
+    pub(super) conv2: Option<Conv2d>,
     pub(super) hidden1: Linear,
     pub(super) hidden2: Linear,
     /// The code z (AE) or the posterior mean mu (VAE).
@@ -128,6 +227,12 @@ pub struct Decoder {
     pub(super) hidden1: Linear,
     pub(super) hidden2: Linear,
     pub(super) output: Linear,
+    /// `--arch conv` only: 64 -> 32 -> 1 channels, each doubling the side.
+    pub(super) deconv1: Option<ConvTranspose2d>,
+    pub(super) deconv2: Option<ConvTranspose2d>,
+    /// The images' side, to fold the dense output into channels (not a parameter).
+    #[module(skip)]
+    pub(super) side: usize,
 }
 
 #[derive(Module, Debug)]
@@ -159,6 +264,17 @@ impl Encoder {
     /// # Shapes
     /// - images: `[batch, pixels]`
     pub fn forward(&self, images: Tensor<2>) -> Encoded {
+        let images = match (&self.conv1, &self.conv2) {
+            (Some(c1), Some(c2)) => {
+                let [batch, pixels] = images.dims();
+                let side = (pixels as f64).sqrt().round() as usize;
+                let x = images.reshape([batch, 1, side, side]);
+                let x = relu(c2.forward(relu(c1.forward(x))));
+                let [_, c, h, w] = x.dims();
+                x.reshape([batch, c * h * w])
+            }
+            _ => images,
+        };
         let h = relu(self.hidden1.forward(images));
         let h = relu(self.hidden2.forward(h));
         Encoded {
@@ -176,7 +292,22 @@ impl Decoder {
     pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
         let h = relu(self.hidden1.forward(z));
         let h = relu(self.hidden2.forward(h));
-        self.output.forward(h)
+        let out = self.output.forward(h);
+        match (&self.deconv1, &self.deconv2) {
+            (Some(d1), Some(d2)) => {
+                let [batch, features] = out.dims();
+                let quarter = self.side / 4;
+                let channels = features / (quarter * quarter);
+                let x = relu(out).reshape([batch, channels, quarter, quarter]);
+                let logits = d2.forward(relu(d1.forward(x)));
+                logits.reshape([batch, self.side * self.side])
+            }
+            _ => out,
+        }
+    }
+
+    pub fn is_convolutional(&self) -> bool {
+        self.deconv1.is_some()
     }
 }
 
@@ -194,6 +325,9 @@ pub struct DenseLayer {
 impl Decoder {
     /// The three layers in order: relu after the first two, sigmoid of the last gives pixels.
     pub fn dense_layers(&self) -> Result<Vec<DenseLayer>, String> {
+        if self.is_convolutional() {
+            return Err("the decoder has transposed convolutions, not only dense layers".into());
+        }
         [&self.hidden1, &self.hidden2, &self.output]
             .into_iter()
             .map(|l| {

@@ -88,6 +88,7 @@ mod tests {
             input: 16,
             hidden: [12, 8],
             latent: 2,
+            arch: crate::model::Arch::Mlp,
         };
         let model = cfg.init(4, &device);
         let n = 40;

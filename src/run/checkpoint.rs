@@ -159,6 +159,7 @@ mod tests {
             input: 16,
             hidden: [8, 4],
             latent: 2,
+            arch: crate::model::Arch::Mlp,
         }
     }
 

@@ -87,6 +87,7 @@ mod tests {
             input: 30,
             hidden: [24, 12],
             latent: 2,
+            arch: crate::model::Arch::Mlp,
         };
         let mut model = config.init(7, device);
         for step in 0..steps {

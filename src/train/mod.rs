@@ -179,6 +179,7 @@ pub fn train_new(
     target: &RunTarget,
 ) -> Result<Trained, TrainError> {
     settings.model.input = data.pixels();
+    settings.model.check().map_err(TrainError::Settings)?;
     let opened = device::open(settings.device)?;
     let run_dir = match target {
         RunTarget::Under(root) => run::create_new_run_dir(

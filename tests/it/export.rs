@@ -205,3 +205,82 @@ fn an_exported_vae_encodes_and_decodes_as_latentlab_does() {
         .assert()
         .code(2);
 }
+
+/// `--arch conv` end to end on a small slice: compare trains both models with convolutions
+/// (every figure, the report, the GIF; the explorer is MLP-only and says so), a run
+/// decodes, and export writes the convolutions under enc_conv / dec_conv in PyTorch's
+/// layouts, the model's tensors exactly.
+#[test]
+fn a_conv_comparison_trains_draws_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let out = dir.path().join("cmp");
+    let run = latentlab()
+        .args([
+            "compare",
+            "--arch",
+            "conv",
+            "--train-limit",
+            "600",
+            "--epochs",
+            "1",
+        ])
+        .args(["--iwae-samples", "2", "--runs-dir", runs.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("explorer.html decodes MLP models only"),
+        "{stderr}"
+    );
+    for f in [
+        "report.md",
+        "scatter_ae_vs_vae.png",
+        "grids_ae_vs_vae.png",
+        "latent_evolution_ae_vs_vae.gif",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert!(!out.join("explorer.html").exists());
+    let vae = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("vae-"))
+        .unwrap();
+    let config = std::fs::read_to_string(vae.join("config.json")).unwrap();
+    assert!(config.contains("\"arch\": \"conv\""), "{config}");
+
+    let file = dir.path().join("conv.safetensors");
+    latentlab()
+        .args([
+            "export",
+            vae.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let (t, meta) = read_safetensors(&file);
+    assert_eq!(meta["arch"], "conv");
+    let shape = |n: &str| t[n].shape.clone();
+    assert_eq!(shape("enc_conv.0.weight"), [32, 1, 3, 3]);
+    assert_eq!(shape("enc_conv.2.weight"), [64, 32, 3, 3]);
+    assert_eq!(shape("enc.0.weight"), [512, 64 * 7 * 7]);
+    assert_eq!(shape("dec.4.weight"), [64 * 7 * 7, 512]);
+    assert_eq!(shape("dec_conv.0.weight"), [64, 32, 3, 3]);
+    assert_eq!(shape("dec_conv.2.weight"), [32, 1, 3, 3]);
+    assert_eq!(shape("dec_conv.2.bias"), [1]);
+    // The file holds the model's own values (the layouts are checked against PyTorch's
+    // definitions in src/model/state_dict.rs).
+    let loaded = latentlab::run::LoadedRun::open(&vae).unwrap();
+    for tensor in loaded.model.pytorch_state_dict().unwrap() {
+        assert_eq!(t[&tensor.name].values, tensor.values, "{}", tensor.name);
+    }
+    let pixels = dir.path().join("p.csv");
+    latentlab()
+        .args(["decode", vae.to_str().unwrap(), "--z", "0,0", "--out"])
+        .arg(&pixels)
+        .assert()
+        .success();
+}
