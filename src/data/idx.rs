@@ -158,6 +158,9 @@ pub fn parse_idx(bytes: &[u8], kind: IdxKind) -> Result<IdxArray, IdxError> {
     parse(path, kind, bytes, false)
 }
 
+/// The whole format in one pass: header, dimensions, body, trailing bytes, each refused with
+/// its own error as it is met. Kept whole (about 90 lines): it reads top to bottom as the file
+/// does, and every check shares the running checksum and the byte count.
 fn parse(
     path: &Path,
     kind: IdxKind,

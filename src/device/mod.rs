@@ -103,8 +103,16 @@ pub fn list_adapters() -> Result<(Vec<AdapterInfo>, String), DeviceError> {
 /// wgpu's adapter is opened on a worker thread: when that fails, the panic `f` sees is only a
 /// closed channel, so every panic message raised meanwhile is kept and the first one (the
 /// cause) is reported.
+///
+/// The panic hook is one per process: calls are serialised so that two threads opening
+/// devices at once (the tests do) never restore each other's hook in the wrong order.
 fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     use std::sync::{Arc, Mutex};
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    // A panic inside `f` is caught below, so the lock is never poisoned by it; take it anyway.
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let hook = std::panic::take_hook();
     let record = Arc::clone(&seen);

@@ -260,7 +260,33 @@ pub fn draw<DB: DrawingBackend>(
     ))
     .map_err(err)?;
 
-    // Label every k-th cell so that labels never overlap on fine grids.
+    draw_ticks(&root, fig, cell, height)?;
+    let y_bottom = (TOP + height) as i32;
+    let axis_font = TextStyle::from((FONT_FAMILY, 20).into_font());
+    root.draw(&Text::new(
+        fig.axis_names.0.clone(),
+        ((LEFT + width / 2) as i32, y_bottom + 48),
+        axis_font.clone().pos(centre),
+    ))
+    .map_err(err)?;
+    root.draw(&Text::new(
+        fig.axis_names.1.clone(),
+        (20, (TOP + height / 2) as i32),
+        axis_font.pos(centre),
+    ))
+    .map_err(err)?;
+    Ok(())
+}
+
+/// The ticks under the columns and beside the rows, with a label on every k-th so that labels
+/// never overlap on fine grids.
+fn draw_ticks<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    fig: &GridFigure,
+    cell: u32,
+    height: u32,
+) -> Result<(), String> {
+    let (cols, rows) = (fig.cols(), fig.rows());
     let every = (62 / cell as usize).max(1);
     let (col_labels, row_labels) = fig
         .tick_labels
@@ -298,19 +324,6 @@ pub fn draw<DB: DrawingBackend>(
             .map_err(err)?;
         }
     }
-    let axis_font = TextStyle::from((FONT_FAMILY, 20).into_font());
-    root.draw(&Text::new(
-        fig.axis_names.0.clone(),
-        ((LEFT + width / 2) as i32, y_bottom + 48),
-        axis_font.clone().pos(centre),
-    ))
-    .map_err(err)?;
-    root.draw(&Text::new(
-        fig.axis_names.1.clone(),
-        (20, (TOP + height / 2) as i32),
-        axis_font.pos(centre),
-    ))
-    .map_err(err)?;
     Ok(())
 }
 

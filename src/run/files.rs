@@ -162,58 +162,65 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>, RunError> {
     let mut rows = Vec::new();
     for (line, record) in r.records().enumerate() {
         let record = record.map_err(|e| csv_error(path, e))?;
-        // Empty cells and missing columns read as None; anything else must be a number.
-        let cell = |name: &str| -> Result<Option<f64>, RunError> {
-            match column(name).and_then(|i| record.get(i)).map(str::trim) {
-                None | Some("") => Ok(None),
-                Some(text) => text.parse::<f64>().map(Some).map_err(|_| {
-                    corrupt(format!(
-                        "row {}: {name} is {text:?}, not a number",
-                        line + 1
-                    ))
-                }),
-            }
-        };
-        let required = |name: &str| -> Result<f64, RunError> {
-            cell(name)?.ok_or_else(|| corrupt(format!("row {}: no {name}", line + 1)))
-        };
-        let per_dim = |group: &str| -> Result<Option<Vec<f64>>, RunError> {
-            let values = (1..=dims)
-                .map(|i| cell(&format!("{group}{i}")))
-                .collect::<Result<Option<Vec<f64>>, _>>()?;
-            Ok(values.filter(|v| !v.is_empty()))
-        };
-        let usage = match (
-            cell("active_units")?,
-            per_dim(DIM_GROUPS[0])?,
-            per_dim(DIM_GROUPS[1])?,
-            per_dim(DIM_GROUPS[2])?,
-        ) {
-            (Some(active), Some(kl), Some(var), Some(sigma)) => Some(LatentUsage {
-                kl_per_dim: kl,
-                mu_variance_per_dim: var,
-                sigma_mean_per_dim: sigma,
-                active_units: active as usize,
-            }),
-            _ => None,
-        };
-        let epoch = required("epoch")?;
-        if epoch < 1.0 || epoch.fract() != 0.0 {
-            return Err(corrupt(format!("row {}: epoch {epoch}", line + 1)));
-        }
-        rows.push(MetricsRow {
-            epoch: epoch as usize,
-            seconds: required("seconds")?,
-            images_per_sec: required("images_per_sec")?,
-            train_loss: required("train_loss")?,
-            test_recon: required("test_recon")?,
-            test_kl: required("test_kl")?,
-            test_loss: required("test_loss")?,
-            beta: cell("beta")?,
-            usage,
-        });
+        rows.push(metrics_row(&record, &column, dims, line + 1).map_err(corrupt)?);
     }
     Ok(rows)
+}
+
+/// One row of metrics.csv, its cells found by their column's name (`column`); empty cells and
+/// missing columns read as `None`, anything else must be a number. The error names the row.
+fn metrics_row(
+    record: &csv::StringRecord,
+    column: &dyn Fn(&str) -> Option<usize>,
+    dims: usize,
+    line: usize,
+) -> Result<MetricsRow, String> {
+    let cell = |name: &str| -> Result<Option<f64>, String> {
+        match column(name).and_then(|i| record.get(i)).map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => text
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| format!("row {line}: {name} is {text:?}, not a number")),
+        }
+    };
+    let required =
+        |name: &str| -> Result<f64, String> { cell(name)?.ok_or(format!("row {line}: no {name}")) };
+    let per_dim = |group: &str| -> Result<Option<Vec<f64>>, String> {
+        let values = (1..=dims)
+            .map(|i| cell(&format!("{group}{i}")))
+            .collect::<Result<Option<Vec<f64>>, _>>()?;
+        Ok(values.filter(|v| !v.is_empty()))
+    };
+    let usage = match (
+        cell("active_units")?,
+        per_dim(DIM_GROUPS[0])?,
+        per_dim(DIM_GROUPS[1])?,
+        per_dim(DIM_GROUPS[2])?,
+    ) {
+        (Some(active), Some(kl), Some(var), Some(sigma)) => Some(LatentUsage {
+            kl_per_dim: kl,
+            mu_variance_per_dim: var,
+            sigma_mean_per_dim: sigma,
+            active_units: active as usize,
+        }),
+        _ => None,
+    };
+    let epoch = required("epoch")?;
+    if epoch < 1.0 || epoch.fract() != 0.0 {
+        return Err(format!("row {line}: epoch {epoch}"));
+    }
+    Ok(MetricsRow {
+        epoch: epoch as usize,
+        seconds: required("seconds")?,
+        images_per_sec: required("images_per_sec")?,
+        train_loss: required("train_loss")?,
+        test_recon: required("test_recon")?,
+        test_kl: required("test_kl")?,
+        test_loss: required("test_loss")?,
+        beta: cell("beta")?,
+        usage,
+    })
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> RunError {

@@ -128,39 +128,7 @@ pub fn write(
     labels: &[u8],
     out: &Path,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let mut written = Vec::new();
-    fn scatter_of<'a>(side: &'a Side, labels: &'a [u8], name: &str) -> ScatterData<'a> {
-        ScatterData {
-            codes: &side.codes.mu,
-            labels,
-            title: format!("{name}: test-set codes"),
-            axes: if side.codes.sigma.is_some() {
-                ("z1 (mu)".into(), "z2 (mu)".into())
-            } else {
-                ("z1".into(), "z2".into())
-            },
-        }
-    }
-    let (a, v) = (scatter_of(ae, labels, "AE"), scatter_of(vae, labels, "VAE"));
-    let (ra, rv) = (
-        scatter::padded_range(&ae.codes.mu),
-        scatter::padded_range(&vae.codes.mu),
-    );
-    let (w, h) = scatter::SIZE;
-    written.extend(save_figure(
-        &out.join("scatter_ae_vs_vae"),
-        (2 * w, h),
-        |root| {
-            let (l, r) = root.split_horizontally(w);
-            scatter::draw(l, &a, ra)?;
-            scatter::draw(r, &v, rv)
-        },
-        |root| {
-            let (l, r) = root.split_horizontally(w);
-            scatter::draw(l, &a, ra)?;
-            scatter::draw(r, &v, rv)
-        },
-    )?);
+    let mut written = scatter_pair(ae, vae, labels, out)?;
     let (gw, gh) = ae.grid.size();
     written.extend(save_figure(
         &out.join("grids_ae_vs_vae"),
@@ -191,4 +159,45 @@ pub fn write(
     run::write_atomic(&path, report.as_bytes()).map_err(RunError::io(&path))?;
     written.push(path);
     Ok(written)
+}
+
+/// `scatter_ae_vs_vae`: the two models' test codes side by side, each on its own axes.
+fn scatter_pair(
+    ae: &Side,
+    vae: &Side,
+    labels: &[u8],
+    out: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    fn scatter_of<'a>(side: &'a Side, labels: &'a [u8], name: &str) -> ScatterData<'a> {
+        ScatterData {
+            codes: &side.codes.mu,
+            labels,
+            title: format!("{name}: test-set codes"),
+            axes: if side.codes.sigma.is_some() {
+                ("z1 (mu)".into(), "z2 (mu)".into())
+            } else {
+                ("z1".into(), "z2".into())
+            },
+        }
+    }
+    let (a, v) = (scatter_of(ae, labels, "AE"), scatter_of(vae, labels, "VAE"));
+    let (ra, rv) = (
+        scatter::padded_range(&ae.codes.mu),
+        scatter::padded_range(&vae.codes.mu),
+    );
+    let (w, h) = scatter::SIZE;
+    Ok(save_figure(
+        &out.join("scatter_ae_vs_vae"),
+        (2 * w, h),
+        |root| {
+            let (l, r) = root.split_horizontally(w);
+            scatter::draw(l, &a, ra)?;
+            scatter::draw(r, &v, rv)
+        },
+        |root| {
+            let (l, r) = root.split_horizontally(w);
+            scatter::draw(l, &a, ra)?;
+            scatter::draw(r, &v, rv)
+        },
+    )?)
 }

@@ -572,6 +572,67 @@ mod tests {
         );
     }
 
+    fn summary(std: [f64; 2], mean: [f64; 2], empty: f64, knn: f64, recon: f64) -> Summary {
+        Summary {
+            model: "ae".into(),
+            dataset: "mnist".into(),
+            device: "cpu".into(),
+            backend: "flex".into(),
+            adapter: "cpu".into(),
+            epochs: 10,
+            test_recon: recon,
+            test_kl: 6.0,
+            test_loss: recon + 6.0,
+            knn5_accuracy: knn,
+            latent_mean: mean.to_vec(),
+            latent_std: std.to_vec(),
+            empty_cell_share: empty,
+            images_per_sec: 1.0,
+            train_seconds: 1.0,
+            posterior_sigma_mean: None,
+            iwae_log_likelihood: None,
+            iwae_samples: None,
+            kl_per_dim: None,
+            mu_variance_per_dim: None,
+            active_units: None,
+        }
+    }
+
+    /// Each observation says what its numbers support, and the opposite when they say the
+    /// opposite: every branch, chosen by numbers on either side of its threshold.
+    #[test]
+    fn every_observation_follows_its_numbers() {
+        let wide = summary([6.0, 4.0], [1.0, -2.0], 0.30, 0.90, 134.0);
+        let prior = summary([1.0, 0.9], [0.05, -0.1], 0.10, 0.85, 144.0);
+        let off = summary([3.0, 0.2], [1.0, 0.0], 0.10, 0.85, 144.0);
+
+        let s = spread_sentence(&wide, &prior);
+        assert!(
+            s.contains("close to the N(0, I) prior") && s.contains("5.2 times as wide"),
+            "{s}"
+        );
+        assert!(spread_sentence(&wide, &off).contains("not close to the N(0, I) prior"));
+
+        assert!(gaps_sentence(&wide, &prior).contains("the AE leaves more holes"));
+        assert!(gaps_sentence(&prior, &wide).contains("the VAE leaves more holes"));
+        assert!(gaps_sentence(&prior, &off).contains("both fill their boxes about equally"));
+
+        let c = classes_sentence(&wide, &prior);
+        assert!(
+            c.contains("the AE's codes separate the digits better, by 5.0 points"),
+            "{c}"
+        );
+        assert!(classes_sentence(&prior, &wide).contains("the VAE's codes separate"));
+        assert!(classes_sentence(&prior, &off).contains("about equally well"));
+
+        let p = price_sentence(&wide, &prior);
+        assert!(
+            p.contains("the VAE reconstructs worse, by 10.00 nats per image"),
+            "{p}"
+        );
+        assert!(price_sentence(&prior, &wide).contains("the VAE reconstructs no worse here"));
+    }
+
     #[test]
     fn latent_usage_names_collapsed_dimensions() {
         let all = latent_usage_sentence(&[3.1, 3.0], &[1.2, 0.9]);
