@@ -75,18 +75,15 @@ fn write_explorer(
     let models = models
         .iter()
         .map(|m| {
-            let decoder =
-                m.model
-                    .decoder
-                    .dense_layers()
-                    .map_err(|reason| explorer::ExplorerError {
-                        path: path.clone(),
-                        reason,
-                    })?;
+            let fail = |reason| explorer::ExplorerError {
+                path: path.clone(),
+                reason,
+            };
             Ok(explorer::ExplorerModel {
                 kind: m.kind,
                 epoch: m.epoch,
-                decoder,
+                decoder: m.model.decoder.dense_layers().map_err(fail)?,
+                deconvs: m.model.decoder.transposed_convs().map_err(fail)?,
                 codes: m.codes,
             })
         })
@@ -337,12 +334,6 @@ pub fn write_animation_and_explorer(
         })?
         .into_iter()
         .collect();
-    if runs.iter().any(|r| r.model.decoder.is_convolutional()) {
-        // The page multiplies out dense layers in JavaScript; transposed convolutions are not
-        // written there yet.
-        eprintln!("note: explorer.html decodes MLP models only; this one is --arch conv");
-        return Ok(written);
-    }
     let explorer: Vec<ExplorerInput> = runs
         .iter()
         .map(|r| ExplorerInput {

@@ -28,12 +28,22 @@
     return out;
   }
 
-  // The decoder: x W + b per layer (W row-major [inputs, outputs], as Burn's Linear holds it),
-  // relu between layers, sigmoid at the end. Sums run in double precision.
-  function makeDecoder(layers) {
+  // The decoder: x W + b per dense layer (W row-major [inputs, outputs], as Burn's Linear
+  // holds it), then for --arch conv the transposed convolutions, relu between layers, sigmoid
+  // at the end. Sums run in double precision.
+  function makeDecoder(layers, deconvs) {
     const ls = layers.map((l) => ({
       n: l.inputs, m: l.outputs, w: floats(l.weight), b: floats(l.bias),
     }));
+    const cs = (deconvs || []).map((c) => ({
+      cin: c.inputs, cout: c.outputs, w: floats(c.weight), b: floats(c.bias),
+    }));
+    const steps = ls.length + cs.length;
+    const finish = (y, k) => {
+      for (let j = 0; j < y.length; j++) {
+        y[j] = k === steps - 1 ? 1 / (1 + Math.exp(-y[j])) : Math.max(0, y[j]);
+      }
+    };
     return function decode(z1, z2) {
       let x = Float64Array.of(z1, z2);
       for (let k = 0; k < ls.length; k++) {
@@ -46,10 +56,38 @@
           const row = i * m;
           for (let j = 0; j < m; j++) y[j] += xi * w[row + j];
         }
-        const last = k === ls.length - 1;
-        for (let j = 0; j < m; j++) {
-          y[j] = last ? 1 / (1 + Math.exp(-y[j])) : Math.max(0, y[j]);
+        finish(y, k);
+        x = y;
+      }
+      // Each transposed convolution (3x3, stride 2, padding 1, output padding 1; weight
+      // [in, out, 3, 3]) scatters every input pixel into the doubled side.
+      for (let k = 0; k < cs.length; k++) {
+        const { cin, cout, w, b } = cs[k];
+        const side = Math.round(Math.sqrt(x.length / cin));
+        const out = 2 * side;
+        const y = new Float64Array(cout * out * out);
+        for (let o = 0; o < cout; o++) y.fill(b[o], o * out * out, (o + 1) * out * out);
+        for (let i = 0; i < cin; i++) {
+          for (let r = 0; r < side; r++) {
+            for (let c = 0; c < side; c++) {
+              const v = x[(i * side + r) * side + c];
+              if (v === 0) continue;
+              for (let o = 0; o < cout; o++) {
+                const wk = (i * cout + o) * 9;
+                for (let ky = 0; ky < 3; ky++) {
+                  const oy = 2 * r + ky - 1;
+                  if (oy < 0 || oy >= out) continue;
+                  for (let kx = 0; kx < 3; kx++) {
+                    const ox = 2 * c + kx - 1;
+                    if (ox < 0 || ox >= out) continue;
+                    y[(o * out + oy) * out + ox] += v * w[wk + ky * 3 + kx];
+                  }
+                }
+              }
+            }
+          }
         }
+        finish(y, ls.length + k);
         x = y;
       }
       return x;
@@ -96,7 +134,7 @@
 
   function makePanel(model, index) {
     const codes = floats(model.codes);
-    const decode = makeDecoder(model.layers);
+    const decode = makeDecoder(model.layers, model.deconvs);
     const { lo, hi } = model;
     const toPx = (z1, z2) => [
       MARGIN.left + ((z1 - lo[0]) / (hi[0] - lo[0])) * inner.w,

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::model::{DenseLayer, ModelKind};
+use crate::model::{ConvLayer, DenseLayer, ModelKind};
 use crate::plot::scatter::padded_range;
 
 const TEMPLATE: &str = include_str!("page.html");
@@ -36,6 +36,8 @@ pub struct ExplorerModel<'a> {
     /// The epoch its weights come from.
     pub epoch: usize,
     pub decoder: Vec<DenseLayer>,
+    /// `--arch conv`: the transposed convolutions after `decoder`; empty for an MLP.
+    pub deconvs: Vec<ConvLayer>,
     /// Test codes, `n * 2` (mu for the VAE), in the order of `ExplorerPage::labels`.
     pub codes: &'a [f32],
 }
@@ -74,6 +76,8 @@ struct ModelData {
     lo: [f64; 2],
     hi: [f64; 2],
     layers: Vec<LayerData>,
+    /// `--arch conv`: the transposed convolutions after the dense layers; empty for an MLP.
+    deconvs: Vec<LayerData>,
 }
 
 #[derive(Serialize)]
@@ -138,6 +142,16 @@ pub fn render(page: &ExplorerPage) -> Result<String, String> {
                         outputs: l.outputs,
                         weight: floats(&l.weight),
                         bias: floats(&l.bias),
+                    })
+                    .collect(),
+                deconvs: m
+                    .deconvs
+                    .iter()
+                    .map(|c| LayerData {
+                        inputs: c.inputs,
+                        outputs: c.outputs,
+                        weight: floats(&c.weight),
+                        bias: floats(&c.bias),
                     })
                     .collect(),
             })
@@ -242,6 +256,7 @@ mod tests {
                 kind: ModelKind::Ae,
                 epoch: 3,
                 decoder,
+                deconvs: Vec::new(),
                 codes: &codes,
             }],
         };
@@ -273,6 +288,7 @@ mod tests {
                 kind: ModelKind::Vae,
                 epoch: 1,
                 decoder,
+                deconvs: Vec::new(),
                 codes: &codes,
             }],
         };

@@ -305,10 +305,6 @@ impl Decoder {
             _ => out,
         }
     }
-
-    pub fn is_convolutional(&self) -> bool {
-        self.deconv1.is_some()
-    }
 }
 
 /// One dense layer on the host, `y = x W + b`: what a decoder outside Burn (the explorer's
@@ -325,9 +321,6 @@ pub struct DenseLayer {
 impl Decoder {
     /// The three layers in order: relu after the first two, sigmoid of the last gives pixels.
     pub fn dense_layers(&self) -> Result<Vec<DenseLayer>, String> {
-        if self.is_convolutional() {
-            return Err("the decoder has transposed convolutions, not only dense layers".into());
-        }
         [&self.hidden1, &self.hidden2, &self.output]
             .into_iter()
             .map(|l| {
@@ -342,6 +335,45 @@ impl Decoder {
                     outputs,
                     weight: weight.map_err(|e| format!("{e:?}"))?,
                     bias: bias.map_err(|e| format!("{e:?}"))?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One transposed convolution on the host (3x3, stride 2, padding 1, output padding 1): what
+/// the explorer's JavaScript needs after the dense layers of an `--arch conv` decoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvLayer {
+    /// Channels in and out.
+    pub inputs: usize,
+    pub outputs: usize,
+    /// Row-major `[inputs, outputs, 3, 3]`, the layout of Burn's (and PyTorch's)
+    /// `ConvTranspose2d`.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+impl Decoder {
+    /// The transposed convolutions after the dense layers, in order (relu after the first,
+    /// sigmoid of the last gives pixels); none for an MLP.
+    pub fn transposed_convs(&self) -> Result<Vec<ConvLayer>, String> {
+        [&self.deconv1, &self.deconv2]
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let [inputs, outputs, _, _] = c.weight.dims();
+                let floats = |d: burn::tensor::TensorData| {
+                    d.try_into_vec::<f32>().map_err(|e| format!("{e:?}"))
+                };
+                Ok(ConvLayer {
+                    inputs,
+                    outputs,
+                    weight: floats(c.weight.val().into_data())?,
+                    bias: match &c.bias {
+                        Some(b) => floats(b.val().into_data())?,
+                        None => vec![0.0; outputs],
+                    },
                 })
             })
             .collect()

@@ -6,5 +6,7 @@ pub mod init;
 pub mod state_dict;
 pub mod usage;
 
-pub use autoencoder::{Arch, AutoEncoder, DenseLayer, Encoded, Losses, ModelConfig, ModelKind};
+pub use autoencoder::{
+    Arch, AutoEncoder, ConvLayer, DenseLayer, Encoded, Losses, ModelConfig, ModelKind,
+};
 pub use usage::{ACTIVE_VARIANCE, LatentUsage, latent_usage};

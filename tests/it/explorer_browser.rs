@@ -348,3 +348,65 @@ fn the_explorer_decodes_in_the_browser_what_latentlab_decodes() {
     browser.screenshot(&shots.join("explorer-vae.png"));
     eprintln!("screenshots: {}", shots.display());
 }
+
+/// The page decodes `--arch conv` models too: its transposed convolutions, written out in
+/// JavaScript, give the pixels `latentlab decode` gives at a pinned point, for both models of
+/// a conv comparison.
+#[test]
+fn the_explorer_decodes_conv_models_as_latentlab_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let cmp = dir.path().join("cmp");
+    latentlab()
+        .args([
+            "compare",
+            "--arch",
+            "conv",
+            "--train-limit",
+            "600",
+            "--epochs",
+            "1",
+        ])
+        .args(["--iwae-samples", "2", "--runs-dir", runs.to_str().unwrap()])
+        .args(["--out", cmp.to_str().unwrap()])
+        .assert()
+        .success();
+    let run_of = |prefix: &str| -> PathBuf {
+        std::fs::read_dir(&runs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap()
+    };
+    let (ae, vae) = (run_of("ae-"), run_of("vae-"));
+    let browser = Browser::start();
+    browser.open(&cmp.join("explorer.html"));
+    wait_for(
+        &browser,
+        "return !!window.latentlab && window.latentlab.atlasReady();",
+    );
+    let r = browser.script("return window.latentlab.ranges[1];", json!([]));
+    let at = [0, 1].map(|d| {
+        let (lo, hi) = (r["lo"][d].as_f64().unwrap(), r["hi"][d].as_f64().unwrap());
+        lo + 0.3 * (hi - lo)
+    });
+    browser.click_at(client_point(&browser, 1, at));
+    let pin = browser.script("return window.latentlab.pinned();", json!([]));
+    let z = [pin["z"][0].as_f64().unwrap(), pin["z"][1].as_f64().unwrap()];
+    let rust_ae = rust_decode(&ae, &[z], &dir.path().join("ae.csv"));
+    let rust_vae = rust_decode(&vae, &[z], &dir.path().join("vae.csv"));
+    let (page_ae, page_vae) = (as_pixels(&pin["decodes"][0]), as_pixels(&pin["decodes"][1]));
+    assert_eq!(page_ae.len(), 784);
+    let (dae, dvae) = (
+        max_abs_diff(&page_ae, &rust_ae[0]),
+        max_abs_diff(&page_vae, &rust_vae[0]),
+    );
+    eprintln!("conv, z = {z:?}: page vs latentlab decode, max |diff| AE {dae:.2e}, VAE {dvae:.2e}");
+    assert!(
+        dae <= TOLERANCE && dvae <= TOLERANCE,
+        "AE {dae}, VAE {dvae}"
+    );
+    let spread =
+        page_vae.iter().cloned().fold(0.0, f64::max) - page_vae.iter().cloned().fold(1.0, f64::min);
+    assert!(spread > 0.1, "the conv VAE decode at {z:?} is nearly flat");
+}
