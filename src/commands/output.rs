@@ -103,6 +103,9 @@ fn write_explorer(
 
 /// Writes latents.csv, summary.json, the figures, the GIF and the explorer of a run whose
 /// epochs are all done; returns where the run's time went, training included.
+///
+/// Kept whole: the pipeline's steps in their order (encode, latents.csv, summary, figures), each a
+/// call.
 pub fn finish_run(
     trained: &Trained,
     data: &Dataset,
@@ -178,6 +181,8 @@ pub fn finish_run(
 
 /// summary.json of a finished run: its final losses, and what its test codes (and the
 /// training codes, for the kNN vote) say about the latent space.
+///
+/// Kept whole: it is mostly the `Summary` literal, a field a line, each computed where it is named.
 fn summarise(
     trained: &Trained,
     model: &AutoEncoder,

@@ -85,6 +85,8 @@ fn train_both(
     Ok((dirs, data))
 }
 
+/// Kept whole: the comparison's steps in order (runs, checks, data, measuring, figures, page), each
+/// a call.
 pub fn compare(args: CompareArgs) -> Result<(), AppError> {
     let opts = args.figures.options();
     let mut timings = Timings::default();

@@ -100,6 +100,8 @@ pub fn write(path: &Path, page: &ExplorerPage) -> Result<u64, ExplorerError> {
 }
 
 /// The page as one string of HTML.
+///
+/// Kept whole: the page's data, built field by field in the order the page reads it.
 pub fn render(page: &ExplorerPage) -> Result<String, String> {
     let (rows, cols) = page.image_size;
     let count = page.labels.len();

@@ -35,6 +35,8 @@ pub trait FusedOps: Backend {
     /// The binary cross-entropy of `images` under Bernoulli `logits`, summed over every
     /// element (`[1]`), and its gradient with respect to the logits, sigmoid(logits) - images
     /// (`[batch, pixels]`, the backward pass's input).
+    ///
+    /// Kept whole: one fused kernel's dispatch per backend, side by side so that they stay alike.
     #[fusion(meta = |logits, _images| (sum_spec(logits), logits.clone()))]
     fn bce_logits_sum(
         logits: FloatTensor<Self>,

@@ -18,6 +18,9 @@ impl AutoEncoder {
     /// Every weight and bias, in the reference's order. A weight is `[out, in]`, the layout
     /// of `torch.nn.Linear` (`y = x W^T + b`), where Burn keeps `[in, out]` (`y = x W + b`):
     /// each weight matrix is transposed on the way out.
+    ///
+    /// Kept whole: the names and their layers in PyTorch's order, one list a reader checks against
+    /// the reference.
     pub fn pytorch_state_dict(&self) -> Result<Vec<NamedTensor>, String> {
         let (e, d) = (&self.encoder, &self.decoder);
         let mut layers: Vec<(&str, &Linear)> = vec![

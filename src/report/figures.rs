@@ -144,6 +144,9 @@ const TRAVERSAL_STEPS: usize = 7;
 /// others stay put. A VAE is swept over its prior, N(0, 1), the others at 0; an AE has no
 /// prior, so each dimension is swept over its test codes' mean +- 3 standard deviations, the
 /// others at their means. A row that does not change is a dimension the decoder ignores.
+///
+/// Kept whole: the sweep, its decoding and its figure; the sweep's rule reads best beside its
+/// labels.
 fn traversal(
     run: &RunFigures,
     dir: &Path,

@@ -288,6 +288,8 @@ fn epoch_line(row: &MetricsRow, warming: bool) -> String {
     line
 }
 
+/// Kept whole: the epoch loop and the snapshot schedule it shares with `train_epoch`'s hook read
+/// best together.
 fn run_epochs(
     mut session: Session,
     opened: OpenedDevice,

@@ -147,6 +147,9 @@ impl Session {
     ///
     /// `after_step` sees the session after every step with the run's step count so far (it
     /// keeps snapshots); the time it takes is not counted as training time.
+    ///
+    /// Kept whole: the training loop, whose every line (stop, batch, step, hook, read-back) runs
+    /// once per step.
     pub fn train_epoch(
         &mut self,
         epoch: usize,

@@ -129,6 +129,8 @@ pub fn report_markdown(ae: &Side, vae: &Side) -> String {
 }
 
 /// The report's table: one row per number, AE beside VAE ("-" where a model has none).
+///
+/// Kept whole: a table, a row per number.
 fn numbers_table(ae: &Side, vae: &Side) -> Vec<(&'static str, String, String)> {
     let (a, v) = (&ae.summary, &vae.summary);
     vec![
