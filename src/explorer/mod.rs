@@ -139,22 +139,12 @@ pub fn render(page: &ExplorerPage) -> Result<String, String> {
                 layers: m
                     .decoder
                     .iter()
-                    .map(|l| LayerData {
-                        inputs: l.inputs,
-                        outputs: l.outputs,
-                        weight: floats(&l.weight),
-                        bias: floats(&l.bias),
-                    })
+                    .map(|l| layer_data(l.inputs, l.outputs, &l.weight, &l.bias))
                     .collect(),
                 deconvs: m
                     .deconvs
                     .iter()
-                    .map(|c| LayerData {
-                        inputs: c.inputs,
-                        outputs: c.outputs,
-                        weight: floats(&c.weight),
-                        bias: floats(&c.bias),
-                    })
+                    .map(|c| layer_data(c.inputs, c.outputs, &c.weight, &c.bias))
                     .collect(),
             })
         })
@@ -182,6 +172,16 @@ pub fn render(page: &ExplorerPage) -> Result<String, String> {
         .replace("{{STYLE}}", STYLE)
         .replace("{{SCRIPT}}", SCRIPT)
         .replace("{{DATA}}", &json))
+}
+
+/// A dense layer or a transposed convolution as the page reads it: sizes, then its floats.
+fn layer_data(inputs: usize, outputs: usize, weight: &[f32], bias: &[f32]) -> LayerData {
+    LayerData {
+        inputs,
+        outputs,
+        weight: floats(weight),
+        bias: floats(bias),
+    }
 }
 
 /// float32 little-endian, base64: exact, and a third of the size of decimal text.

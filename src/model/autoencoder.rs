@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::init;
+use super::state_dict::floats;
 use crate::kernels::{LatentSample, bce_with_logits, reparameterise};
 
 /// Which of the two models.
@@ -325,16 +326,14 @@ impl Decoder {
             .into_iter()
             .map(|l| {
                 let [inputs, outputs] = l.weight.dims();
-                let weight = l.weight.val().into_data().try_into_vec::<f32>();
-                let bias = match &l.bias {
-                    Some(b) => b.val().into_data().try_into_vec::<f32>(),
-                    None => Ok(vec![0.0; outputs]),
-                };
                 Ok(DenseLayer {
                     inputs,
                     outputs,
-                    weight: weight.map_err(|e| format!("{e:?}"))?,
-                    bias: bias.map_err(|e| format!("{e:?}"))?,
+                    weight: floats(l.weight.val().into_data())?,
+                    bias: match &l.bias {
+                        Some(b) => floats(b.val().into_data())?,
+                        None => vec![0.0; outputs],
+                    },
                 })
             })
             .collect()
@@ -363,9 +362,6 @@ impl Decoder {
             .flatten()
             .map(|c| {
                 let [inputs, outputs, _, _] = c.weight.dims();
-                let floats = |d: burn::tensor::TensorData| {
-                    d.try_into_vec::<f32>().map_err(|e| format!("{e:?}"))
-                };
                 Ok(ConvLayer {
                     inputs,
                     outputs,

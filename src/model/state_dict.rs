@@ -44,11 +44,7 @@ impl AutoEncoder {
             ("enc_conv.0", e.conv1.as_ref().map(|c| (&c.weight, &c.bias))),
             ("enc_conv.2", e.conv2.as_ref().map(|c| (&c.weight, &c.bias))),
         ];
-        for (prefix, conv) in convs {
-            if let Some((w, b)) = conv {
-                push_conv(&mut out, prefix, w, b)?;
-            }
-        }
+        push_convs(&mut out, convs)?;
         for (prefix, layer) in layers {
             let [inputs, outputs] = layer.weight.dims();
             let weight = floats(layer.weight.val().into_data())?;
@@ -83,37 +79,40 @@ impl AutoEncoder {
                 d.deconv2.as_ref().map(|c| (&c.weight, &c.bias)),
             ),
         ];
-        for (prefix, conv) in deconvs {
-            if let Some((w, b)) = conv {
-                push_conv(&mut out, prefix, w, b)?;
-            }
-        }
+        push_convs(&mut out, deconvs)?;
         Ok(out)
     }
 }
 
-fn push_conv(
+/// The weight and bias of each convolution present (`--arch conv`), under its name.
+fn push_convs(
     out: &mut Vec<NamedTensor>,
-    prefix: &str,
-    weight: &burn::module::Param<burn::tensor::Tensor<4>>,
-    bias: &Option<burn::module::Param<burn::tensor::Tensor<1>>>,
+    convs: [(&str, Option<ConvParams>); 2],
 ) -> Result<(), String> {
-    out.push(NamedTensor {
-        name: format!("{prefix}.weight"),
-        shape: weight.dims().to_vec(),
-        values: floats(weight.val().into_data())?,
-    });
-    if let Some(b) = bias {
+    for (prefix, (weight, bias)) in convs.into_iter().filter_map(|(p, c)| Some((p, c?))) {
         out.push(NamedTensor {
-            name: format!("{prefix}.bias"),
-            shape: b.dims().to_vec(),
-            values: floats(b.val().into_data())?,
+            name: format!("{prefix}.weight"),
+            shape: weight.dims().to_vec(),
+            values: floats(weight.val().into_data())?,
         });
+        if let Some(b) = bias {
+            out.push(NamedTensor {
+                name: format!("{prefix}.bias"),
+                shape: b.dims().to_vec(),
+                values: floats(b.val().into_data())?,
+            });
+        }
     }
     Ok(())
 }
 
-fn floats(data: burn::tensor::TensorData) -> Result<Vec<f32>, String> {
+type ConvParams<'a> = (
+    &'a burn::module::Param<burn::tensor::Tensor<4>>,
+    &'a Option<burn::module::Param<burn::tensor::Tensor<1>>>,
+);
+
+/// A tensor's values on the host as f32, or why not (one sentence).
+pub(super) fn floats(data: burn::tensor::TensorData) -> Result<Vec<f32>, String> {
     data.try_into_vec::<f32>().map_err(|e| format!("{e:?}"))
 }
 

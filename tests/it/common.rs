@@ -51,3 +51,19 @@ pub fn read_png(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     let (w, h) = img.dimensions();
     (w, h, img.pixels().map(|p| p.0).collect())
 }
+
+/// The one run directory in `dir` whose name starts with `prefix` ("ae-", "vae-").
+pub fn only_run(dir: &Path, prefix: &str) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    assert_eq!(
+        runs.len(),
+        1,
+        "{prefix} runs in {}: {runs:?}",
+        dir.display()
+    );
+    runs[0].clone()
+}

@@ -1,24 +1,6 @@
 //! `compare` on a small slice of MNIST writes every file it promises, and the commands that
 //! read a run (plot, encode, decode, sample, interpolate) work on its runs.
-
-use std::path::{Path, PathBuf};
-
-use crate::common::{latentlab, read_png};
-
-fn only_run(dir: &Path, prefix: &str) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-        .collect();
-    assert_eq!(
-        runs.len(),
-        1,
-        "{prefix} runs in {}: {runs:?}",
-        dir.display()
-    );
-    runs[0].clone()
-}
+use crate::common::{latentlab, only_run, read_png};
 
 #[test]
 fn compare_then_the_run_tools() {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::common::{latentlab, read_png};
+use crate::common::{latentlab, only_run, read_png};
 
 /// The largest difference allowed between the page's pixels and the Rust decoder's.
 const TOLERANCE: f64 = 1e-4;
@@ -48,8 +48,12 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not answer");
             std::thread::sleep(Duration::from_millis(100));
         }
+        // One profile folder per browser: two tests of this process run side by side, and
+        // Chromium refuses a profile another instance holds.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let nth = STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let profile =
-            std::env::temp_dir().join(format!("latentlab-chromium-{}", std::process::id()));
+            std::env::temp_dir().join(format!("latentlab-chromium-{}-{nth}", std::process::id()));
         let mut options = json!({
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -224,14 +228,7 @@ fn the_explorer_decodes_in_the_browser_what_latentlab_decodes() {
         .args(["--out", cmp.to_str().unwrap()])
         .assert()
         .success();
-    let run_of = |prefix: &str| -> PathBuf {
-        std::fs::read_dir(&runs)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-            .unwrap()
-    };
-    let (ae, vae) = (run_of("ae-"), run_of("vae-"));
+    let (ae, vae) = (only_run(&runs, "ae-"), only_run(&runs, "vae-"));
     let explorer = cmp.join("explorer.html");
     assert!(ae.join("explorer.html").is_file() && vae.join("explorer.html").is_file());
 
@@ -371,14 +368,7 @@ fn the_explorer_decodes_conv_models_as_latentlab_does() {
         .args(["--out", cmp.to_str().unwrap()])
         .assert()
         .success();
-    let run_of = |prefix: &str| -> PathBuf {
-        std::fs::read_dir(&runs)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-            .unwrap()
-    };
-    let (ae, vae) = (run_of("ae-"), run_of("vae-"));
+    let (ae, vae) = (only_run(&runs, "ae-"), only_run(&runs, "vae-"));
     let browser = Browser::start();
     browser.open(&cmp.join("explorer.html"));
     wait_for(

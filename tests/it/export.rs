@@ -11,7 +11,7 @@ use latentlab::config::TrainSettings;
 use latentlab::model::ModelKind;
 use latentlab::train::load_data;
 
-use crate::common::{latentlab, mnist_dir};
+use crate::common::{latentlab, mnist_dir, only_run};
 
 struct Tensor {
     shape: Vec<usize>,
@@ -239,11 +239,7 @@ fn a_conv_comparison_trains_draws_and_exports() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let vae = std::fs::read_dir(&runs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("vae-"))
-        .unwrap();
+    let vae = only_run(&runs, "vae-");
     let config = std::fs::read_to_string(vae.join("config.json")).unwrap();
     assert!(config.contains("\"arch\": \"conv\""), "{config}");
 
