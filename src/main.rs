@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         // SAFETY: as above, still before any other thread exists.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", dir) };
     }
+    latentlab::device::cpu::keep_freed_memory();
     latentlab::device::cpu::init_compute_threads();
     let cli = Cli::parse();
     // First Ctrl-C or SIGTERM: finish cleanly at the next batch. Second: leave at once.

@@ -49,6 +49,22 @@ pub fn init_compute_threads() -> DenormalMode {
     denormal_mode()
 }
 
+/// Makes the allocator keep freed buffers of up to 32 MB for the next allocation instead of
+/// handing them back to the system. The CPU backend allocates a fresh buffer for every tensor;
+/// glibc maps large ones afresh each time (above a threshold it raises only as it sees frees)
+/// and returns freed memory at the top of its heap, so the IWAE's and the evaluation's
+/// buffers of tens of MB were faulted in and zeroed page by page on every chunk: a fifth of
+/// the IWAE's time went to the kernel's page faults (BENCHMARKS.md). Call once at start.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets the allocator's thresholds; glibc makes it thread-safe, and
+    // values in range are accepted (32 MB is the largest mmap threshold it allows).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 /// A rayon pool whose threads flush denormals as they start.
 fn flushing_pool() -> rayon::ThreadPoolBuilder {
     rayon::ThreadPoolBuilder::new().start_handler(|_| flush_this_thread())

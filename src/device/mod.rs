@@ -52,6 +52,16 @@ pub struct OpenedDevice {
     pub adapter: String,
 }
 
+/// Whether tensors on `device` live in host memory (Burn's CPU backend, with or without
+/// autodiff), where reading them back costs nothing and a loop over them beats a chain of
+/// tensor operations.
+pub fn is_cpu(device: &Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
+
 /// Opens the device a choice names, with autodiff.
 pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
     match choice {

@@ -24,6 +24,26 @@ pub fn bce_with_logits_reference(logits: Tensor<2>, images: Tensor<2>) -> Tensor
     sum_all(logits.clone() * ones_minus_x - log_sigmoid(logits)).div_scalar(batch)
 }
 
+/// log p(x | z) per row of `logits` (`[n * k, pixels]`, rows `k * i .. k * i + k` decoding image
+/// `i` of `images`, `[n, pixels]`): minus the BCE summed over pixels, `[n * k]`. Each image is
+/// repeated K times so that the formula is the BCE's above.
+pub fn bernoulli_log_likelihood_rows_reference(
+    logits: Tensor<2>,
+    images: Tensor<2>,
+    k: usize,
+) -> Tensor<1> {
+    let [rows, pixels] = logits.dims();
+    let n = images.dims()[0];
+    let x = images
+        .unsqueeze_dim::<3>(1)
+        .repeat_dim(1, k)
+        .reshape([n * k, pixels]);
+    (logits.clone() * x.neg().add_scalar(1.0) - log_sigmoid(logits))
+        .sum_dim(1)
+        .neg()
+        .reshape([rows])
+}
+
 /// KL(N(mu, sigma^2) || N(0, 1)) in closed form, `0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2)`,
 /// summed over latent dimensions and averaged over the batch.
 ///

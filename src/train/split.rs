@@ -147,18 +147,11 @@ impl DeviceSplit {
 
 /// Rows per block: all of them on the CPU backend, at most [`GPU_BLOCK_BYTES`] on a GPU.
 fn block_rows_for(device: &Device, rows: usize, pixels: usize) -> usize {
-    if is_cpu(device) {
+    if crate::device::is_cpu(device) {
         rows.max(1)
     } else {
         (GPU_BLOCK_BYTES / (4 * pixels.max(1))).max(1)
     }
-}
-
-fn is_cpu(device: &Device) -> bool {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        burn::backend::DispatchDevice::Flex(_)
-    )
 }
 
 fn int_tensor(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {

@@ -214,6 +214,9 @@ pub fn observations(ae: &Side, vae: &Side) -> Vec<String> {
             -v.test_loss
         ));
     }
+    if let Some(line) = literature_sentence(&vae.settings, v, &vae.rows) {
+        out.push(line);
+    }
     if let Some(sig) = &v.posterior_sigma_mean {
         out.push(format!(
             "**Codes are clouds.** The VAE's mean posterior sigma is {}: each test image is encoded as a small Gaussian cloud, not a point, so its decoder is trained on the neighbourhood of every code.",
@@ -224,6 +227,72 @@ pub fn observations(ae: &Side, vae: &Side) -> Vec<String> {
         out.push(latent_usage_sentence(kl, var));
     }
     out
+}
+
+/// A published test log-likelihood of a 2-D Gaussian VAE on dynamically binarised MNIST:
+/// Davidson et al. (2018), "Hyperspherical Variational Auto-Encoders", UAI, Table 1, row
+/// N-VAE d = 2 (mean of 10 runs; importance sampling with 500 samples; dense layers 784-256-128;
+/// trained to early stopping). BENCHMARKS.md says where the figure was checked.
+const PUBLISHED_2D_LOG_LIKELIHOOD: f64 = -135.73;
+
+/// How far the VAE's likelihood is from the literature's, and why, when the run is comparable
+/// to it: MNIST, binarised afresh at every use, a 2-D latent. The paper's own protocol (500
+/// samples) gives a looser bound than K >= 500, so a shortfall is not the estimator's doing.
+fn literature_sentence(s: &TrainSettings, v: &Summary, rows: &[MetricsRow]) -> Option<String> {
+    let comparable = s.dataset == crate::data::DatasetName::Mnist
+        && s.binarize == crate::data::Binarize::Dynamic
+        && s.model.latent == 2
+        && s.train_limit.is_none();
+    let (Some(ll), Some(k)) = (v.iwae_log_likelihood, v.iwae_samples) else {
+        return None;
+    };
+    if !comparable {
+        return None;
+    }
+    let published = PUBLISHED_2D_LOG_LIKELIHOOD;
+    let gap = published - ll;
+    let standing = if gap > 0.0 {
+        format!("{gap:.2} nats below it")
+    } else {
+        format!("{:.2} nats above it", -gap)
+    };
+    let m = &s.model;
+    let arch = match m.arch {
+        crate::model::Arch::Mlp => {
+            format!("dense layers {}-{}-{}", m.input, m.hidden[0], m.hidden[1])
+        }
+        crate::model::Arch::Conv => format!(
+            "two convolutions and dense layers {}-{}",
+            m.hidden[0], m.hidden[1]
+        ),
+    };
+    let width = if m.arch == crate::model::Arch::Mlp && m.hidden[0] >= 256 && m.hidden[1] >= 128 {
+        " (at least as wide as theirs, so the architecture is not what holds this run back)"
+    } else {
+        ""
+    };
+    // Still improving at the end means more epochs would close part of the gap.
+    let last_gain = match rows {
+        [.., before, last] => Some(before.test_loss - last.test_loss),
+        _ => None,
+    };
+    let epochs = match last_gain {
+        Some(g) if g > 0.05 => format!(
+            "; its test loss still fell by {g:.2} nats over its last epoch, so more epochs would close part of the gap"
+        ),
+        Some(g) => format!(
+            "; its test loss moved by {:.2} nats over its last epoch",
+            -g
+        ),
+        None => String::new(),
+    };
+    Some(format!(
+        "**Against the literature.** Davidson et al. (2018, *Hyperspherical Variational Auto-Encoders*, Table 1) report {published:.2} nats \
+         for a Gaussian VAE with a 2-D latent on dynamically binarised MNIST (dense layers 784-256-128, trained to early stopping over \
+         hundreds of epochs, 500 importance samples). This VAE reaches {ll:.2} with K={k}, {standing}, after {} epoch{} with {arch}{width}{epochs}.",
+        s.epochs,
+        if s.epochs == 1 { "" } else { "s" },
+    ))
 }
 
 /// Where the codes sit and how far they spread, against the prior.
@@ -633,6 +702,65 @@ mod tests {
             "{p}"
         );
         assert!(price_sentence(&prior, &wide).contains("the VAE reconstructs no worse here"));
+    }
+
+    #[test]
+    fn the_literature_figure_is_set_beside_comparable_runs_only() {
+        let mut s = settings(ModelKind::Vae);
+        s.binarize = crate::data::Binarize::Dynamic;
+        let mut v = summary([1.0, 0.9], [0.0, 0.0], 0.1, 0.85, 138.0);
+        v.iwae_log_likelihood = Some(-140.67);
+        v.iwae_samples = Some(5000);
+        let row = |epoch: usize, test_loss: f64| MetricsRow {
+            epoch,
+            seconds: 5.0,
+            images_per_sec: 12_000.0,
+            train_loss: test_loss,
+            test_recon: test_loss - 7.0,
+            test_kl: 7.0,
+            test_loss,
+            beta: Some(1.0),
+            usage: None,
+        };
+        let rows = [row(9, 144.00), row(10, 143.62)];
+        let line = literature_sentence(&s, &v, &rows).expect("a comparable run");
+        assert!(line.contains("report -135.73 nats"), "{line}");
+        assert!(
+            line.contains("reaches -140.67 with K=5000, 4.94 nats below it, after 10 epochs with dense layers 784-512-256"),
+            "{line}"
+        );
+        assert!(line.contains("at least as wide as theirs"), "{line}");
+        assert!(
+            line.contains("still fell by 0.38 nats over its last epoch"),
+            "{line}"
+        );
+
+        // Converged and narrower: no claim about epochs or width.
+        let mut narrow = s.clone();
+        narrow.model.hidden = [64, 32];
+        let flat = [row(9, 143.62), row(10, 143.61)];
+        let line = literature_sentence(&narrow, &v, &flat).expect("still comparable");
+        assert!(!line.contains("at least as wide"), "{line}");
+        assert!(line.contains("moved by -0.01 nats"), "{line}");
+
+        v.iwae_log_likelihood = Some(-134.0);
+        let line = literature_sentence(&s, &v, &rows).expect("comparable");
+        assert!(line.contains("1.73 nats above it"), "{line}");
+
+        // Grey levels, another latent size, a subset or another data set: not comparable.
+        for change in [
+            |s: &mut TrainSettings| s.binarize = crate::data::Binarize::None,
+            |s: &mut TrainSettings| s.binarize = crate::data::Binarize::Static,
+            |s: &mut TrainSettings| s.model.latent = 16,
+            |s: &mut TrainSettings| s.train_limit = Some(1000),
+            |s: &mut TrainSettings| s.dataset = crate::data::DatasetName::FashionMnist,
+        ] {
+            let mut other = s.clone();
+            change(&mut other);
+            assert_eq!(literature_sentence(&other, &v, &rows), None);
+        }
+        v.iwae_log_likelihood = None;
+        assert_eq!(literature_sentence(&s, &v, &rows), None);
     }
 
     #[test]
