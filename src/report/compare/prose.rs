@@ -288,8 +288,8 @@ fn literature_sentence(s: &TrainSettings, v: &Summary, rows: &[MetricsRow]) -> O
     };
     Some(format!(
         "**Against the literature.** Davidson et al. (2018, *Hyperspherical Variational Auto-Encoders*, Table 1) report {published:.2} nats \
-         for a Gaussian VAE with a 2-D latent on dynamically binarised MNIST (dense layers 784-256-128, trained to early stopping over \
-         hundreds of epochs, 500 importance samples). This VAE reaches {ll:.2} with K={k}, {standing}, after {} epoch{} with {arch}{width}{epochs}.",
+         for a Gaussian VAE with a 2-D latent on dynamically binarised MNIST (dense layers 784-256-128, trained to early stopping, \
+         500 importance samples). This VAE reaches {ll:.2} with K={k}, {standing}, after {} epoch{} with {arch}{width}{epochs}.",
         s.epochs,
         if s.epochs == 1 { "" } else { "s" },
     ))
