@@ -280,10 +280,10 @@ fn literature_sentence(s: &TrainSettings, v: &Summary, rows: &[MetricsRow]) -> O
         Some(g) if g > 0.05 => format!(
             "; its test loss still fell by {g:.2} nats over its last epoch, so more epochs would close part of the gap"
         ),
-        Some(g) => format!(
-            "; its test loss moved by {:.2} nats over its last epoch",
-            -g
-        ),
+        Some(g) if g >= 0.0 => {
+            format!("; its test loss fell by only {g:.2} nats over its last epoch")
+        }
+        Some(g) => format!("; its test loss rose by {:.2} nats over its last epoch", -g),
         None => String::new(),
     };
     Some(format!(
@@ -741,7 +741,10 @@ mod tests {
         let flat = [row(9, 143.62), row(10, 143.61)];
         let line = literature_sentence(&narrow, &v, &flat).expect("still comparable");
         assert!(!line.contains("at least as wide"), "{line}");
-        assert!(line.contains("moved by -0.01 nats"), "{line}");
+        assert!(line.contains("fell by only 0.01 nats"), "{line}");
+        let rising = [row(9, 143.61), row(10, 143.90)];
+        let line = literature_sentence(&narrow, &v, &rising).expect("still comparable");
+        assert!(line.contains("rose by 0.29 nats"), "{line}");
 
         v.iwae_log_likelihood = Some(-134.0);
         let line = literature_sentence(&s, &v, &rows).expect("comparable");
