@@ -330,10 +330,7 @@ impl Decoder {
                     inputs,
                     outputs,
                     weight: floats(l.weight.val().into_data())?,
-                    bias: match &l.bias {
-                        Some(b) => floats(b.val().into_data())?,
-                        None => vec![0.0; outputs],
-                    },
+                    bias: host_bias(&l.bias, outputs)?,
                 })
             })
             .collect()
@@ -366,13 +363,21 @@ impl Decoder {
                     inputs,
                     outputs,
                     weight: floats(c.weight.val().into_data())?,
-                    bias: match &c.bias {
-                        Some(b) => floats(b.val().into_data())?,
-                        None => vec![0.0; outputs],
-                    },
+                    bias: host_bias(&c.bias, outputs)?,
                 })
             })
             .collect()
+    }
+}
+
+/// A layer's bias on the host; zeros where the layer has none.
+fn host_bias(
+    bias: &Option<burn::module::Param<Tensor<1>>>,
+    outputs: usize,
+) -> Result<Vec<f32>, String> {
+    match bias {
+        Some(b) => floats(b.val().into_data()),
+        None => Ok(vec![0.0; outputs]),
     }
 }
 

@@ -67,3 +67,29 @@ pub fn only_run(dir: &Path, prefix: &str) -> PathBuf {
     );
     runs[0].clone()
 }
+
+/// `latentlab compare` of one epoch on the first `images` training images, with the IWAE at
+/// `iwae` samples and any `extra` flags, writing its runs to `dir/runs` and the comparison to
+/// `dir/cmp`; the command's result, and those two folders.
+pub fn small_compare(
+    dir: &Path,
+    images: usize,
+    iwae: usize,
+    extra: &[&str],
+) -> (assert_cmd::assert::Assert, PathBuf, PathBuf) {
+    let (runs, cmp) = (dir.join("runs"), dir.join("cmp"));
+    let (images, iwae) = (images.to_string(), iwae.to_string());
+    let run = latentlab()
+        .arg("compare")
+        .args(extra)
+        .args(["--train-limit", &images, "--epochs", "1"])
+        .args([
+            "--iwae-samples",
+            &iwae,
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ])
+        .args(["--out", cmp.to_str().unwrap()])
+        .assert();
+    (run, runs, cmp)
+}

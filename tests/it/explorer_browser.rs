@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::common::{latentlab, only_run, read_png};
+use crate::common::{latentlab, only_run, read_png, small_compare};
 
 /// The largest difference allowed between the page's pixels and the Rust decoder's.
 const TOLERANCE: f64 = 1e-4;
@@ -220,14 +220,8 @@ fn wait_for(browser: &Browser, condition: &str) {
 #[test]
 fn the_explorer_decodes_in_the_browser_what_latentlab_decodes() {
     let dir = tempfile::tempdir().unwrap();
-    let runs = dir.path().join("runs");
-    let cmp = dir.path().join("cmp");
-    latentlab()
-        .args(["compare", "--train-limit", "2000", "--epochs", "1"])
-        .args(["--iwae-samples", "5", "--runs-dir", runs.to_str().unwrap()])
-        .args(["--out", cmp.to_str().unwrap()])
-        .assert()
-        .success();
+    let (run, runs, cmp) = small_compare(dir.path(), 2000, 5, &[]);
+    run.success();
     let (ae, vae) = (only_run(&runs, "ae-"), only_run(&runs, "vae-"));
     let explorer = cmp.join("explorer.html");
     assert!(ae.join("explorer.html").is_file() && vae.join("explorer.html").is_file());
@@ -352,22 +346,8 @@ fn the_explorer_decodes_in_the_browser_what_latentlab_decodes() {
 #[test]
 fn the_explorer_decodes_conv_models_as_latentlab_does() {
     let dir = tempfile::tempdir().unwrap();
-    let runs = dir.path().join("runs");
-    let cmp = dir.path().join("cmp");
-    latentlab()
-        .args([
-            "compare",
-            "--arch",
-            "conv",
-            "--train-limit",
-            "600",
-            "--epochs",
-            "1",
-        ])
-        .args(["--iwae-samples", "2", "--runs-dir", runs.to_str().unwrap()])
-        .args(["--out", cmp.to_str().unwrap()])
-        .assert()
-        .success();
+    let (run, runs, cmp) = small_compare(dir.path(), 600, 2, &["--arch", "conv"]);
+    run.success();
     let (ae, vae) = (only_run(&runs, "ae-"), only_run(&runs, "vae-"));
     let browser = Browser::start();
     browser.open(&cmp.join("explorer.html"));

@@ -11,7 +11,7 @@ use latentlab::config::TrainSettings;
 use latentlab::model::ModelKind;
 use latentlab::train::load_data;
 
-use crate::common::{latentlab, mnist_dir, only_run};
+use crate::common::{latentlab, mnist_dir, only_run, small_compare};
 
 struct Tensor {
     shape: Vec<usize>,
@@ -213,22 +213,8 @@ fn an_exported_vae_encodes_and_decodes_as_latentlab_does() {
 #[test]
 fn a_conv_comparison_trains_draws_and_exports() {
     let dir = tempfile::tempdir().unwrap();
-    let runs = dir.path().join("runs");
-    let out = dir.path().join("cmp");
-    let run = latentlab()
-        .args([
-            "compare",
-            "--arch",
-            "conv",
-            "--train-limit",
-            "600",
-            "--epochs",
-            "1",
-        ])
-        .args(["--iwae-samples", "2", "--runs-dir", runs.to_str().unwrap()])
-        .args(["--out", out.to_str().unwrap()])
-        .assert()
-        .success();
+    let (run, runs, out) = small_compare(dir.path(), 600, 2, &["--arch", "conv"]);
+    let run = run.success();
     assert!(run.get_output().status.success());
     for f in [
         "report.md",
