@@ -61,6 +61,44 @@ impl<B: FusedOps> Backward<B, 2> for BceBackward {
     }
 }
 
+/// A dense layer's backward: relu's mask where it has one, then the gradients of x W + b.
+#[derive(Debug)]
+struct DenseBackward;
+
+impl<B: FusedOps> Backward<B, 3> for DenseBackward {
+    /// x and W, and the output where relu's mask needs it.
+    type State = (FloatTensor<B>, FloatTensor<B>, Option<FloatTensor<B>>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, weight_node, bias_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight, output) = ops.state;
+        let grad = match output {
+            Some(output) => B::relu_backward(output, grad),
+            None => grad,
+        };
+        // The first layer's input is the images: its gradient, the largest product, is skipped.
+        let (d_x, d_weight, d_bias) = match &x_node {
+            Some(_) => {
+                let (d_x, d_weight, d_bias) = B::dense_backward(x, weight, grad);
+                (Some(d_x), d_weight, d_bias)
+            }
+            None => {
+                let (d_weight, d_bias) = B::dense_weight_gradients(x, grad);
+                (None, d_weight, d_bias)
+            }
+        };
+        if let (Some(node), Some(d_x)) = (x_node, d_x) {
+            grads.register::<B>(node.id, d_x);
+        }
+        for (node, grad) in [(weight_node, d_weight), (bias_node, d_bias)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn bce_logits_sum(
         logits: FloatTensor<Self>,
@@ -134,6 +172,55 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             moment_2.into_primitive(),
             coefficients,
         ))
+    }
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        let prep = DenseBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (x, weight, bias) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let output = B::dense(x.clone(), weight.clone(), bias, relu);
+                let kept = relu.then(|| output.clone());
+                prep.finish((x, weight, kept), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::dense(x, weight, bias, relu)),
+        }
+    }
+
+    /// Gradients of gradients are not needed by latentlab: computed, but not tracked.
+    fn dense_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::dense_backward(
+            x.into_primitive(),
+            weight.into_primitive(),
+            grad.into_primitive(),
+        ))
+    }
+
+    fn dense_weight_gradients(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (d_weight, d_bias) =
+            B::dense_weight_gradients(x.into_primitive(), grad.into_primitive());
+        (
+            FloatTensor::<Self>::new(d_weight),
+            FloatTensor::<Self>::new(d_bias),
+        )
     }
 }
 

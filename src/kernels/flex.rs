@@ -90,6 +90,203 @@ impl FusedOps for Flex {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         adam_in_place(param, grad, moment_1, moment_2, coefficients)
     }
+
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        if ![&x, &weight, &bias].iter().all(|t| t.dtype() == DType::F32) {
+            return super::dense_composed::<Self>(x, weight, bias, relu);
+        }
+        let ([batch, inputs], outputs) = (dims(&x), dims(&weight)[1]);
+        let [x, weight, bias] = [x, weight, bias].map(dense_f32);
+        let (x, weight) = (x.storage::<f32>(), weight.storage::<f32>());
+        let bias = &bias.storage::<f32>()[..outputs];
+        // The bias in every row, then the product added to it: no zeroed buffer, no pass of
+        // its own for the bias.
+        let mut y = Vec::with_capacity(batch * outputs);
+        for _ in 0..batch {
+            y.extend_from_slice(bias);
+        }
+        let x = Matrix::row_major(x, batch, inputs);
+        let weight = Matrix::row_major(weight, inputs, outputs);
+        matmul(&mut y, true, x, weight);
+        if relu {
+            // As Burn's relu on this backend: NaN stays NaN.
+            for v in &mut y {
+                if !(v.is_nan() || *v > 0.0) {
+                    *v = 0.0;
+                }
+            }
+        }
+        tensor(y, Shape::from(vec![batch, outputs]), DType::F32)
+    }
+
+    fn dense_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        if ![&x, &weight, &grad].iter().all(|t| t.dtype() == DType::F32) {
+            use burn::backend::ops::FloatTensorOps;
+            let d_x = Self::float_matmul(grad.clone(), Self::float_transpose(weight));
+            let (d_weight, d_bias) = composed_weight_gradients(x, grad);
+            return (d_x, d_weight, d_bias);
+        }
+        let ([batch, outputs], inputs) = (dims(&grad), dims(&weight)[0]);
+        let [x, weight, grad] = [x, weight, grad].map(dense_f32);
+        let g = Matrix::row_major(&grad.storage::<f32>()[..batch * outputs], batch, outputs);
+        // grad W^T: W^T's element (o, i) is W's (i, o).
+        let weight_t = Matrix::row_major(weight.storage::<f32>(), inputs, outputs).transposed();
+        let mut d_x = vec![0.0f32; batch * inputs];
+        matmul(&mut d_x, false, g, weight_t);
+        let (d_weight, d_bias) = weight_gradients(&x, g);
+        (
+            tensor(d_x, Shape::from(vec![batch, inputs]), DType::F32),
+            d_weight,
+            d_bias,
+        )
+    }
+
+    fn dense_weight_gradients(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        if ![&x, &grad].iter().all(|t| t.dtype() == DType::F32) {
+            return composed_weight_gradients(x, grad);
+        }
+        let [batch, outputs] = dims(&grad);
+        let [x, grad] = [x, grad].map(dense_f32);
+        let g = Matrix::row_major(&grad.storage::<f32>()[..batch * outputs], batch, outputs);
+        weight_gradients(&x, g)
+    }
+}
+
+/// (x^T grad, grad summed over the batch) for f32 `x` whose elements are its buffer's start.
+fn weight_gradients(x: &FloatTensor<Flex>, grad: Matrix) -> (FloatTensor<Flex>, FloatTensor<Flex>) {
+    let ([batch, inputs], outputs) = (dims(x), grad.cols);
+    // x^T's element (i, b) is x's (b, i).
+    let x_t = Matrix::row_major(x.storage::<f32>(), batch, inputs).transposed();
+    let mut d_weight = vec![0.0f32; inputs * outputs];
+    matmul(&mut d_weight, false, x_t, grad);
+    let mut d_bias = vec![0.0f32; outputs];
+    for row in grad.data.chunks_exact(outputs.max(1)) {
+        for (d, &v) in d_bias.iter_mut().zip(row) {
+            *d += v;
+        }
+    }
+    (
+        tensor(d_weight, Shape::from(vec![inputs, outputs]), DType::F32),
+        tensor(d_bias, Shape::from(vec![outputs]), DType::F32),
+    )
+}
+
+/// The weight and bias gradients as Burn's operations, for float types other than f32.
+fn composed_weight_gradients(
+    x: FloatTensor<Flex>,
+    grad: FloatTensor<Flex>,
+) -> (FloatTensor<Flex>, FloatTensor<Flex>) {
+    use burn::backend::ops::FloatTensorOps;
+    let outputs = dims(&grad)[1];
+    let d_weight = Flex::float_matmul(Flex::float_transpose(x), grad.clone());
+    let d_bias = Flex::float_reshape(Flex::float_sum_dim(grad, 0), Shape::from(vec![outputs]));
+    (d_weight, d_bias)
+}
+
+/// The two dimensions of a matrix.
+fn dims(t: &FloatTensor<Flex>) -> [usize; 2] {
+    let shape = t.layout().shape();
+    [shape[0], shape[1]]
+}
+
+/// A matrix in host memory: element (r, c) at `data[r * row_stride + c * col_stride]`.
+#[derive(Clone, Copy)]
+struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Matrix {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The same memory read as the transpose: no copy.
+    fn transposed(self) -> Self {
+        Matrix {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
+                < self.data.len()
+    }
+}
+
+/// Matrix products above this many multiply-adds are split over the cores: burn-flex's own
+/// threshold, so that the layers split as Burn's matmul did.
+const PARALLEL_MACS: usize = 192 * 192 * 192;
+
+/// `out` (row-major, lhs.rows x rhs.cols) = lhs rhs, added to what `out` holds where
+/// `accumulate` is set; through `gemm`, the library of burn-flex's own matmul.
+fn matmul(out: &mut [f32], accumulate: bool, lhs: Matrix, rhs: Matrix) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert!(
+        rhs.rows == k && out.len() == m * n && lhs.in_bounds() && rhs.in_bounds(),
+        "matmul: [{m}, {k}] x [{}, {n}] into {} elements",
+        rhs.rows,
+        out.len()
+    );
+    let parallelism = if m * n * k >= PARALLEL_MACS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    let stride = |s: usize| s as isize;
+    // SAFETY: the assertion above keeps every element gemm reads inside `lhs.data` and
+    // `rhs.data` and every element it writes inside `out`, which nothing else borrows.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            stride(n),
+            accumulate,
+            lhs.data.as_ptr(),
+            stride(lhs.col_stride),
+            stride(lhs.row_stride),
+            rhs.data.as_ptr(),
+            stride(rhs.col_stride),
+            stride(rhs.row_stride),
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
 }
 
 /// log(1 + e) for e in [0, 1], the softplus of every logit, in f32 to within a few ulps: with
@@ -177,7 +374,12 @@ fn bce_chunk_lanes(logits: &[f32], images: &[f32], grad: Option<&mut [f32]>) -> 
                 bce_elements(l, x, &mut terms, g);
                 add(&terms);
             }
-            bce_elements(&logits[body..], &images[body..], &mut terms[..tail], &mut grad[body..]);
+            bce_elements(
+                &logits[body..],
+                &images[body..],
+                &mut terms[..tail],
+                &mut grad[body..],
+            );
         }
         None => {
             let mut grads = [0.0f32; LANES];
@@ -185,7 +387,12 @@ fn bce_chunk_lanes(logits: &[f32], images: &[f32], grad: Option<&mut [f32]>) -> 
                 bce_elements(l, x, &mut terms, &mut grads);
                 add(&terms);
             }
-            bce_elements(&logits[body..], &images[body..], &mut terms[..tail], &mut grads[..tail]);
+            bce_elements(
+                &logits[body..],
+                &images[body..],
+                &mut terms[..tail],
+                &mut grads[..tail],
+            );
         }
     }
     sums.iter().sum::<f64>() + terms[..tail].iter().map(|&t| t as f64).sum::<f64>()

@@ -62,6 +62,17 @@ pub fn reparameterise_reference(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2
     LatentSample { z, kl }
 }
 
+/// A dense layer and its relu as Burn's `Linear` and `relu`: what [`super::dense`] computes
+/// on the CPU, and what it runs elsewhere.
+pub fn dense_reference(x: Tensor<2>, layer: &burn::nn::Linear, relu: bool) -> Tensor<2> {
+    let y = layer.forward(x);
+    if relu {
+        burn::tensor::activation::relu(y)
+    } else {
+        y
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

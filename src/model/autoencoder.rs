@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::init;
 use super::state_dict::floats;
-use crate::kernels::{LatentSample, bce_with_logits, reparameterise};
+use crate::kernels::{LatentSample, bce_with_logits, dense, reparameterise};
 
 /// Which of the two models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -276,11 +276,11 @@ impl Encoder {
             }
             _ => images,
         };
-        let h = relu(self.hidden1.forward(images));
-        let h = relu(self.hidden2.forward(h));
+        let h = dense(images, &self.hidden1, true);
+        let h = dense(h, &self.hidden2, true);
         Encoded {
-            mu: self.mu.forward(h.clone()),
-            log_var: self.log_var.as_ref().map(|l| l.forward(h)),
+            mu: dense(h.clone(), &self.mu, false),
+            log_var: self.log_var.as_ref().map(|l| dense(h, l, false)),
         }
     }
 }
@@ -291,9 +291,9 @@ impl Decoder {
     /// # Shapes
     /// - z: `[batch, latent]` -> `[batch, pixels]`
     pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
-        let h = relu(self.hidden1.forward(z));
-        let h = relu(self.hidden2.forward(h));
-        let out = self.output.forward(h);
+        let h = dense(z, &self.hidden1, true);
+        let h = dense(h, &self.hidden2, true);
+        let out = dense(h, &self.output, false);
         match (&self.deconv1, &self.deconv2) {
             (Some(d1), Some(d2)) => {
                 let [batch, features] = out.dims();
