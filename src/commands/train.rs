@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{CompareArgs, TrainArgs};
+use crate::config::TrainSettings;
 use crate::data::Dataset;
+use crate::device::DeviceChoice;
 use crate::error::AppError;
 use crate::model::ModelKind;
 use crate::report::compare;
@@ -76,13 +78,92 @@ fn train_both(
         .map_err(AppError::Usage)?;
     let data = load_data(&ae)?;
     let mut dirs = Vec::new();
-    for settings in [ae, vae] {
-        let trained = train::train_new(settings, &data, &target)?;
-        timings.merge(&output::finish_run(&trained, &data, opts)?);
-        dirs.push(trained.run_dir);
+    match side_by_side_pools(&ae) {
+        Some(pools) => {
+            let start = std::time::Instant::now();
+            let both = train_at_once([ae, vae], pools, &data, &target)?;
+            // One wall time for the two trainings: their own clocks ran at the same time.
+            timings.add(AT_ONCE, start.elapsed().as_secs_f64());
+            for trained in &both {
+                let mut own = output::finish_run(trained, &data, opts)?;
+                for phase in ["training", "test losses", "checkpoints"] {
+                    own.remove(phase);
+                }
+                timings.merge(&own);
+                dirs.push(trained.run_dir.clone());
+            }
+        }
+        None => {
+            for settings in [ae, vae] {
+                let trained = train::train_new(settings, &data, &target)?;
+                timings.merge(&output::finish_run(&trained, &data, opts)?);
+                dirs.push(trained.run_dir);
+            }
+        }
     }
     let dirs = (dirs.remove(0), dirs.remove(0));
     Ok((dirs, data))
+}
+
+/// The time of the two trainings side by side, in `compare`'s breakdown.
+const AT_ONCE: &str = "training both at once (test losses and checkpoints included)";
+
+/// Two thread pools, each with half of the cores, where `compare` trains its models at once:
+/// on the CPU with at least two cores. A small model's matrix products barely use a second
+/// core (two threads make a step about 1.35x as fast as one, BENCHMARKS.md), so the two models
+/// side by side, one core each, take about 0.65 of the time of one after the other; each
+/// result is the same either way, since the arithmetic does not depend on the thread count.
+/// None (train one after the other) on a GPU, on one core, or where no pool can be made.
+fn side_by_side_pools(settings: &TrainSettings) -> Option<[rayon::ThreadPool; 2]> {
+    let threads = rayon::current_num_threads();
+    if settings.device != DeviceChoice::Cpu || threads < 2 {
+        return None;
+    }
+    // Built here, on the main thread: the pools take its denormal mode.
+    let pool = || crate::device::cpu::pool_like_this_thread(threads / 2).ok();
+    Some([pool()?, pool()?])
+}
+
+/// Trains both models at the same time, each in its own pool; every failure is reported (one
+/// Ctrl-C stops both, and each says how to resume), the last one as the error.
+fn train_at_once(
+    settings: [TrainSettings; 2],
+    pools: [rayon::ThreadPool; 2],
+    data: &Dataset,
+    target: &RunTarget,
+) -> Result<Vec<train::Trained>, AppError> {
+    let results: Vec<Result<train::Trained, train::TrainError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = settings
+            .into_iter()
+            .zip(pools)
+            .map(|(settings, pool)| {
+                scope.spawn(move || pool.install(|| train::train_new(settings, data, target)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let (mut both, mut errors) = (Vec::new(), Vec::new());
+    for result in results {
+        match result {
+            Ok(trained) => both.push(trained),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.pop() {
+        Some(last) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            Err(last.into())
+        }
+        None => Ok(both),
+    }
 }
 
 /// Kept whole: the comparison's steps in order (runs, checks, data, measuring, figures, page), each

@@ -66,6 +66,19 @@ pub fn keep_freed_memory() {
 }
 
 /// A rayon pool whose threads flush denormals as they start.
+/// A pool of `threads` threads (at least one) that treat denormals as the calling thread does:
+/// for work that runs beside other work, each on its share of the cores.
+pub fn pool_like_this_thread(
+    threads: usize,
+) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    let builder = if thread_flushes() {
+        flushing_pool()
+    } else {
+        rayon::ThreadPoolBuilder::new()
+    };
+    builder.num_threads(threads.max(1)).build()
+}
+
 fn flushing_pool() -> rayon::ThreadPoolBuilder {
     rayon::ThreadPoolBuilder::new().start_handler(|_| flush_this_thread())
 }

@@ -192,6 +192,8 @@ fn floats(values: &[f32]) -> String {
 
 /// All test images in one greyscale PNG, dark ink on white like the figures, `ATLAS_COLUMNS`
 /// per row: the browser draws a 28x28 cut of it, and PNG packs MNIST tighter than raw bytes.
+/// zlib's default level: its best took 1.3 s for the 10,000 test images (three times in a
+/// `compare`) to save 3 KB of the page's 5.6 MB.
 fn atlas_png(images: &[u8], count: usize, rows: usize, cols: usize) -> Result<Vec<u8>, String> {
     use image::ImageEncoder;
     let per_row = ATLAS_COLUMNS.min(count.max(1));
@@ -209,7 +211,7 @@ fn atlas_png(images: &[u8], count: usize, rows: usize, cols: usize) -> Result<Ve
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new_with_quality(
         &mut out,
-        image::codecs::png::CompressionType::Best,
+        image::codecs::png::CompressionType::Default,
         image::codecs::png::FilterType::Adaptive,
     )
     .write_image(

@@ -109,6 +109,11 @@ impl Timings {
         result
     }
 
+    /// Forgets `phase` (its time is counted elsewhere).
+    pub fn remove(&mut self, phase: &str) {
+        self.0.retain(|(p, _)| *p != phase);
+    }
+
     pub fn merge(&mut self, other: &Timings) {
         for &(phase, seconds) in &other.0 {
             self.add(phase, seconds);

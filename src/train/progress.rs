@@ -2,13 +2,19 @@
 //! (so CI logs and redirected output stay readable).
 
 use std::io::IsTerminal;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Every bar of the process in one display: `compare` trains its two models at once on the
+/// CPU, and two displays of their own would draw over each other.
+static BARS: LazyLock<MultiProgress> =
+    LazyLock::new(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+
 pub enum Progress {
     Bars {
-        _multi: MultiProgress,
+        label: String,
         epochs: ProgressBar,
         batches: ProgressBar,
     },
@@ -25,7 +31,7 @@ impl Progress {
                 label: label.to_string(),
             };
         }
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let multi = &*BARS;
         let epoch_style =
             ProgressStyle::with_template("{prefix} epoch {pos}/{len} [{bar:30}] {elapsed} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -40,7 +46,7 @@ impl Progress {
         let batches = multi.add(ProgressBar::new(0).with_style(batch_style));
         batches.enable_steady_tick(Duration::from_millis(250));
         Progress::Bars {
-            _multi: multi,
+            label: label.to_string(),
             epochs: epochs_bar,
             batches,
         }
@@ -64,10 +70,10 @@ impl Progress {
     /// Ends an epoch with its one-line summary.
     pub fn finish_epoch(&self, epoch: usize, total: usize, line: &str) {
         match self {
-            Progress::Bars { epochs, .. } => {
+            Progress::Bars { label, epochs, .. } => {
                 epochs.set_position(epoch as u64);
                 epochs.set_message(line.to_string());
-                epochs.println(format!("epoch {epoch}/{total}  {line}"));
+                epochs.println(format!("{label} epoch {epoch}/{total}  {line}"));
             }
             Progress::Lines { label } => eprintln!("{label} epoch {epoch}/{total}  {line}"),
         }
