@@ -25,8 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Train one model and write a run directory (config, metrics, checkpoint, codes, figures).
     Train(TrainArgs),
-    /// Train the AE and the VAE alike (or take two finished runs) and write the side-by-side
-    /// figures and a report that answers "what do you notice?" with numbers.
+    /// Train the AE and the VAE alike (at the same time on the CPU, each on half of the cores;
+    /// or take two finished runs) and write the side-by-side figures and a report that answers
+    /// "what do you notice?" with numbers.
     Compare(CompareArgs),
     /// Redraw every figure of a run from its checkpoint.
     Plot(PlotArgs),

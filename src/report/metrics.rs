@@ -174,7 +174,7 @@ mod tests {
             (1, 500, true),
             (3, 800, false),
         ] {
-            let mut point = |draw: &mut dyn FnMut() -> f32| -> Vec<f32> {
+            let point = |draw: &mut dyn FnMut() -> f32| -> Vec<f32> {
                 (0..dim)
                     .map(|_| {
                         if lattice {

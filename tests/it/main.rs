@@ -7,6 +7,7 @@ mod backends;
 mod bad_inputs;
 mod cli_errors;
 mod compare_and_tools;
+mod compare_at_once;
 mod device_parity;
 mod explorer_browser;
 mod export;
