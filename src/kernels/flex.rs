@@ -242,6 +242,21 @@ impl<'a> Matrix<'a> {
     }
 }
 
+thread_local! {
+    /// Set while this thread computes one of several things that run side by side (the half
+    /// batches of a training step): its matrix products then stay on this thread, since the
+    /// other cores are busy with the other halves.
+    static SERIAL_PRODUCTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread's matrix products unsplit (see [`SERIAL_PRODUCTS`]).
+pub(super) fn with_serial_products<T>(f: impl FnOnce() -> T) -> T {
+    let before = SERIAL_PRODUCTS.replace(true);
+    let result = f();
+    SERIAL_PRODUCTS.set(before);
+    result
+}
+
 /// Matrix products above this many multiply-adds are split over the cores: burn-flex's own
 /// threshold, so that the layers split as Burn's matmul did.
 const PARALLEL_MACS: usize = 192 * 192 * 192;
@@ -256,7 +271,7 @@ fn matmul(out: &mut [f32], accumulate: bool, lhs: Matrix, rhs: Matrix) {
         rhs.rows,
         out.len()
     );
-    let parallelism = if m * n * k >= PARALLEL_MACS {
+    let parallelism = if m * n * k >= PARALLEL_MACS && !SERIAL_PRODUCTS.get() {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None

@@ -327,6 +327,12 @@ pub fn dense(x: Tensor<2>, layer: &burn::nn::Linear, relu: bool) -> Tensor<2> {
     }
 }
 
+/// Runs `f` with the CPU's matrix products of this thread on this thread alone: for work that
+/// runs beside other work on the other cores (the half batches of a training step).
+pub fn with_serial_products<T>(f: impl FnOnce() -> T) -> T {
+    flex::with_serial_products(f)
+}
+
 /// log p(x | z) of Bernoulli pixels, one value per row of `logits`, whose rows `k * i ..
 /// k * i + k` decode image `i` of `images`: the sum over pixels of x l - softplus(l), i.e. minus
 /// the BCE. What the IWAE bound needs for every one of its K samples per image.

@@ -3,6 +3,7 @@
 //! commands' business: training returns the trained session and knows nothing of figures.
 
 pub mod adam;
+mod halves;
 pub mod progress;
 pub mod readback;
 pub mod rng;

@@ -11,6 +11,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::TrainError;
+use super::halves;
 use super::progress::Progress;
 use super::rng;
 use crate::config::TrainSettings;
@@ -129,11 +130,22 @@ impl Session {
         eps: Option<Tensor<2>>,
         mark: &mut dyn FnMut(StepPhase),
     ) -> Tensor<1> {
-        let losses = self.model().losses(images, eps, self.beta);
-        let batch_loss = losses.total.clone().detach().inner();
-        mark(StepPhase::ForwardAndLoss);
-        let grads = GradientsParams::from_grads(losses.total.backward(), self.model());
-        mark(StepPhase::Backward);
+        let grads = if crate::device::is_cpu(&self.device) && images.dims()[0] >= 2 {
+            // Two half batches, one per core (see `halves`).
+            let (loss, parts) = halves::forward(self.model(), images, eps, self.beta);
+            mark(StepPhase::ForwardAndLoss);
+            let grads = halves::backward(self.model(), parts);
+            mark(StepPhase::Backward);
+            (loss.inner(), grads)
+        } else {
+            let losses = self.model().losses(images, eps, self.beta);
+            let batch_loss = losses.total.clone().detach().inner();
+            mark(StepPhase::ForwardAndLoss);
+            let grads = GradientsParams::from_grads(losses.total.backward(), self.model());
+            mark(StepPhase::Backward);
+            (batch_loss, grads)
+        };
+        let (batch_loss, grads) = grads;
         let model = self
             .model
             .take()
