@@ -173,6 +173,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             coefficients,
         ))
     }
+
     fn dense(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -97,7 +97,7 @@ impl FusedOps for Flex {
         bias: FloatTensor<Self>,
         relu: bool,
     ) -> FloatTensor<Self> {
-        if ![&x, &weight, &bias].iter().all(|t| t.dtype() == DType::F32) {
+        if !all_f32(&[&x, &weight, &bias]) {
             return super::dense_composed::<Self>(x, weight, bias, relu);
         }
         let ([batch, inputs], outputs) = (dims(&x), dims(&weight)[1]);
@@ -129,11 +129,8 @@ impl FusedOps for Flex {
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        if ![&x, &weight, &grad].iter().all(|t| t.dtype() == DType::F32) {
-            use burn::backend::ops::FloatTensorOps;
-            let d_x = Self::float_matmul(grad.clone(), Self::float_transpose(weight));
-            let (d_weight, d_bias) = composed_weight_gradients(x, grad);
-            return (d_x, d_weight, d_bias);
+        if !all_f32(&[&x, &weight, &grad]) {
+            return super::dense_backward_composed::<Self>(x, weight, grad);
         }
         let ([batch, outputs], inputs) = (dims(&grad), dims(&weight)[0]);
         let [x, weight, grad] = [x, weight, grad].map(dense_f32);
@@ -154,8 +151,8 @@ impl FusedOps for Flex {
         x: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        if ![&x, &grad].iter().all(|t| t.dtype() == DType::F32) {
-            return composed_weight_gradients(x, grad);
+        if !all_f32(&[&x, &grad]) {
+            return super::dense_weight_gradients_composed::<Self>(x, grad);
         }
         let [batch, outputs] = dims(&grad);
         let [x, grad] = [x, grad].map(dense_f32);
@@ -183,16 +180,10 @@ fn weight_gradients(x: &FloatTensor<Flex>, grad: Matrix) -> (FloatTensor<Flex>, 
     )
 }
 
-/// The weight and bias gradients as Burn's operations, for float types other than f32.
-fn composed_weight_gradients(
-    x: FloatTensor<Flex>,
-    grad: FloatTensor<Flex>,
-) -> (FloatTensor<Flex>, FloatTensor<Flex>) {
-    use burn::backend::ops::FloatTensorOps;
-    let outputs = dims(&grad)[1];
-    let d_weight = Flex::float_matmul(Flex::float_transpose(x), grad.clone());
-    let d_bias = Flex::float_reshape(Flex::float_sum_dim(grad, 0), Shape::from(vec![outputs]));
-    (d_weight, d_bias)
+/// Whether every tensor is f32: the host loops read f32; other float types take Burn's
+/// operations.
+fn all_f32(tensors: &[&FloatTensor<Flex>]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
 /// The two dimensions of a matrix.

@@ -100,9 +100,7 @@ pub trait FusedOps: Backend {
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let d_x = Self::float_matmul(grad.clone(), Self::float_transpose(weight));
-        let (d_weight, d_bias) = Self::dense_weight_gradients(x, grad);
-        (d_x, d_weight, d_bias)
+        dense_backward_composed::<Self>(x, weight, grad)
     }
 
     /// (d W, d b) of [`FusedOps::dense_backward`], for a layer whose input needs no gradient
@@ -112,10 +110,7 @@ pub trait FusedOps: Backend {
         x: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let d_weight = Self::float_matmul(Self::float_transpose(x), grad.clone());
-        let outputs = grad.shape()[1];
-        let d_bias = Self::float_reshape(Self::float_sum_dim(grad, 0), Shape::from(vec![outputs]));
-        (d_weight, d_bias)
+        dense_weight_gradients_composed::<Self>(x, grad)
     }
 }
 
@@ -130,6 +125,28 @@ pub(crate) fn dense_composed<B: Backend>(
     let bias = B::float_reshape(bias, Shape::from(vec![1, outputs]));
     let y = B::float_add(B::float_matmul(x, weight), bias);
     if relu { B::relu(y) } else { y }
+}
+
+/// [`FusedOps::dense_backward`] as Burn's operations.
+pub(crate) fn dense_backward_composed<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let d_x = B::float_matmul(grad.clone(), B::float_transpose(weight));
+    let (d_weight, d_bias) = dense_weight_gradients_composed::<B>(x, grad);
+    (d_x, d_weight, d_bias)
+}
+
+/// [`FusedOps::dense_weight_gradients`] as Burn's operations.
+pub(crate) fn dense_weight_gradients_composed<B: Backend>(
+    x: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let d_weight = B::float_matmul(B::float_transpose(x), grad.clone());
+    let outputs = grad.shape()[1];
+    let d_bias = B::float_reshape(B::float_sum_dim(grad, 0), Shape::from(vec![outputs]));
+    (d_weight, d_bias)
 }
 
 /// The scalars of one Adam step, computed on the host in f32 exactly as `burn::optim::Adam`

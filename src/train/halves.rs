@@ -121,7 +121,11 @@ mod tests {
                 .grads
                 .get::<D>(param.id)
                 .expect("every weight has a gradient");
-            let values = g.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+            let values = g
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap();
             self.out.push((param.id, values));
         }
     }

@@ -93,3 +93,34 @@ pub fn small_compare(
         .assert();
     (run, runs, cmp)
 }
+
+/// A file of a run directory as text.
+pub fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap()
+}
+
+/// A run's metrics.csv without its timing columns (seconds, images/s): epoch and the losses,
+/// which must not depend on how fast the machine was.
+pub fn losses(dir: &Path) -> Vec<String> {
+    read(dir, "metrics.csv")
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            [f[0], f[3], f[4], f[5], f[6]].join(",")
+        })
+        .collect()
+}
+
+/// Sends Ctrl-C (SIGINT) to a running latentlab, waits for it, checks that it ended as
+/// interrupted (exit 130), and returns what it wrote to stderr.
+pub fn interrupt(child: std::process::Child) -> String {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    stderr
+}

@@ -1,26 +1,10 @@
 //! `compare` trains its two models at the same time on the CPU: each run is exactly what
 //! `train` makes alone, and one Ctrl-C stops both, each resumable.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{latentlab, only_run, repo, small_compare};
-
-fn read(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file)).unwrap()
-}
-
-/// metrics.csv without its timing columns (seconds, images/s).
-fn losses(dir: &Path) -> Vec<String> {
-    read(dir, "metrics.csv")
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            [f[0], f[3], f[4], f[5], f[6]].join(",")
-        })
-        .collect()
-}
+use crate::common::{interrupt, latentlab, losses, only_run, read, repo, small_compare};
 
 #[test]
 fn compare_trains_each_model_as_train_does_alone() {
@@ -86,14 +70,7 @@ fn one_ctrl_c_stops_both_trainings_and_each_resumes() {
         );
         std::thread::sleep(Duration::from_millis(10));
     };
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = interrupt(child);
     for run in [&ae, &vae] {
         let resume = format!("latentlab train --resume {}", run.display());
         assert!(stderr.contains(&resume), "no {resume:?} in:\n{stderr}");

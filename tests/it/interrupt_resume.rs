@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{latentlab, repo};
+use crate::common::{interrupt, latentlab, losses, read, repo};
 
 const ARGS: [&str; 8] = [
     "train",
@@ -50,14 +50,7 @@ fn sigint_then_resume_gives_the_uninterrupted_result_bit_for_bit() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = interrupt(child);
     assert!(
         stderr.contains("interrupted; epochs 1-1 are saved"),
         "{stderr}"
@@ -71,18 +64,7 @@ fn sigint_then_resume_gives_the_uninterrupted_result_bit_for_bit() {
         .success();
 
     // Same weights: identical codes for all 10,000 test images, to the last bit printed.
-    let read = |p: &Path, f: &str| std::fs::read_to_string(p.join(f)).unwrap();
     assert_eq!(read(&whole, "latents.csv"), read(&cut, "latents.csv"));
-    let losses = |p: &Path| -> Vec<String> {
-        read(p, "metrics.csv")
-            .lines()
-            .map(|l| {
-                let f: Vec<&str> = l.split(',').collect();
-                // Drop the timing columns (seconds, images/s), keep epoch and the losses.
-                [f[0], f[3], f[4], f[5], f[6]].join(",")
-            })
-            .collect()
-    };
     assert_eq!(losses(&whole), losses(&cut));
     // The animation's snapshots are the same too: before training and after each epoch.
     for step in [0, 63, 126, 189] {
