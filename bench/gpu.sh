@@ -18,10 +18,12 @@
 #   steps after WARMUP, ROUNDS rounds;
 # - a whole training run of EPOCHS epochs of each model (TRAIN_ROUNDS rounds): latentlab on the
 #   GPU, PyTorch on CUDA, and latentlab on the CPU of the same machine (the parity check:
-#   the same seed must reach the same test losses on both devices).
+#   the same seed must reach the same test losses on both devices);
+# - one training step of the convolutional AE and VAE (`bench --arch conv --device gpu`,
+#   batch 128, ROUNDS rounds): latentlab only, the reference has no conv model.
 # Knobs (environment): ROUNDS=5 TRAIN_ROUNDS=1 BATCHES="128 1024" STEPS=200 WARMUP=20 EPOCHS=3
 # TRAIN_LIMIT (all images) COMPILE=1 TORCH_DEVICE=cuda TORCH_PY=python3 OUT=bench/out
-# PARTS="startup steps train" (any of them) ROUND_START=1 (to continue an earlier call's rounds) DEADLINE_S (no new measurement starts after it, so
+# PARTS="startup steps conv train" (any of them) ROUND_START=1 (to continue an earlier call's rounds) DEADLINE_S (no new measurement starts after it, so
 # that a call under a time limit still ends with its summary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -122,7 +124,7 @@ run() {
 
   # Start to first step: a fresh machine has no autotune results and no compiled kernels
   # (cold); the second start finds them in target/environment (warm).
-  local parts=${PARTS:-"startup steps train"} deadline=$((SECONDS + ${DEADLINE_S:-100000}))
+  local parts=${PARTS:-"startup steps conv train"} deadline=$((SECONDS + ${DEADLINE_S:-100000}))
   late() { [ "$SECONDS" -ge "$deadline" ] && { echo "deadline reached: skipping $*"; return 0; }; return 1; }
   [[ " $parts " == *" startup "* ]] && for state in cold warm; do
     local t0 j
@@ -148,6 +150,17 @@ run() {
           ours_step "$model" "$b" "$r"
         fi
       done
+    done
+  done
+  # The convolutional models (--arch conv): latentlab only (the reference has no conv model),
+  # batch 128, every round, for the record beside the MLP's figures.
+  [[ " $parts " == *" conv "* ]] && for r in $(seq "$rounds"); do
+    for model in ae vae; do
+      late "conv round $r $model" && continue
+      local t0=$SECONDS j
+      j=$("$bin" bench --model "$model" --arch conv --device gpu --batch-size 128 --steps "$steps" --warmup "$warmup" --json) || { echo "latentlab bench --arch conv $model failed"; continue; }
+      echo "step $model conv b128 r$r latentlab: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"]))') [$((SECONDS - t0)) s]"
+      record "{\"what\":\"step\",\"side\":\"latentlab-wgpu-conv\",\"model\":\"$model\",\"batch\":128,\"round\":$r}" "$j"
     done
   done
   [[ " $parts " == *" train "* ]] && for r in $(seq "$train_rounds"); do
