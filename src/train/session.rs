@@ -130,7 +130,7 @@ impl Session {
         eps: Option<Tensor<2>>,
         mark: &mut dyn FnMut(StepPhase),
     ) -> Tensor<1> {
-        let grads = if crate::device::is_cpu(&self.device) && images.dims()[0] >= 2 {
+        let (batch_loss, grads) = if crate::device::is_cpu(&self.device) && images.dims()[0] >= 2 {
             // Two half batches, one per core (see `halves`).
             let (loss, parts) = halves::forward(self.model(), images, eps, self.beta);
             mark(StepPhase::ForwardAndLoss);
@@ -145,7 +145,6 @@ impl Session {
             mark(StepPhase::Backward);
             (batch_loss, grads)
         };
-        let (batch_loss, grads) = grads;
         let model = self
             .model
             .take()
