@@ -14,6 +14,7 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
+use rayon::prelude::*;
 
 use crate::kernels::with_serial_products;
 use crate::model::AutoEncoder;
@@ -66,10 +67,17 @@ pub fn backward(model: &AutoEncoder, halves: [Half; 2]) -> GradientsParams {
     let mut sum = Sum {
         a,
         b,
-        out: GradientsParams::new(),
+        jobs: Vec::new(),
     };
     model.visit(&mut sum);
-    sum.out
+    // On both cores: the two largest layers, one at each end of the model, are most of the
+    // parameters, and rayon's halving of the list puts them on different cores.
+    let registrations: Vec<Registration> = sum.jobs.into_par_iter().map(|job| job()).collect();
+    let mut out = GradientsParams::new();
+    for register in registrations {
+        register(&mut out);
+    }
+    out
 }
 
 /// Replaces every weight by a new leaf of the graph holding the same values (no copy).
@@ -81,21 +89,32 @@ impl ModuleMapper for FreshLeaves {
     }
 }
 
-/// Adds the halves' gradients parameter by parameter.
+/// Registers one parameter's summed gradient.
+type Registration = Box<dyn FnOnce(&mut GradientsParams) + Send>;
+
+/// Adds the halves' gradients parameter by parameter: a job per parameter, so that the
+/// additions (of whatever rank each weight has) can run on any core.
 struct Sum {
     a: GradientsParams,
     b: GradientsParams,
-    out: GradientsParams,
+    jobs: Vec<Box<dyn FnOnce() -> Registration + Send>>,
 }
 
 impl ModuleVisitor for Sum {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let sum = match (self.a.remove::<D>(param.id), self.b.remove::<D>(param.id)) {
-            (Some(a), Some(b)) => a + b,
-            (Some(g), None) | (None, Some(g)) => g,
-            (None, None) => return,
-        };
-        self.out.register(param.id, sum);
+        let id = param.id;
+        let pair = (self.a.remove::<D>(id), self.b.remove::<D>(id));
+        self.jobs.push(Box::new(move || {
+            let sum = match pair {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            Box::new(move |out: &mut GradientsParams| {
+                if let Some(sum) = sum {
+                    out.register(id, sum);
+                }
+            })
+        }));
     }
 }
 
