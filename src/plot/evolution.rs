@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
+use rayon::prelude::*;
 
 use super::scatter::{self, ScatterData};
 use super::{PlotError, err, register_font};
@@ -73,13 +74,13 @@ pub fn save_gif(path: &Path, series: &[Series], labels: &[u8]) -> Result<PathBuf
     }
     let ranges: Vec<_> = series.iter().map(fixed_range).collect();
     let size = (PANEL.0 * series.len() as u32, PANEL.1);
-    let tmp = crate::atomic::temp_path(path);
-    let result = (|| -> Result<(), String> {
-        let root = BitMapBackend::gif(&tmp, size, FRAME_MS)
-            .map_err(err)?
-            .into_drawing_area();
-        // The last frame is repeated so the settled state stays on screen a while.
-        for k in (0..count).chain([count - 1; 2]) {
+    // Each frame drawn and colour-quantised on its own (the quantising is most of the time),
+    // spread over the cores; then written in order. The same frames as plotters' GIF backend
+    // writes one by one: its encoder settings, frame by frame.
+    let draw = |k: usize| -> Result<gif::Frame<'static>, String> {
+        let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
             let panels = root.split_evenly((1, series.len()));
             for ((s, area), range) in series.iter().zip(&panels).zip(&ranges) {
@@ -94,13 +95,28 @@ pub fn save_gif(path: &Path, series: &[Series], labels: &[u8]) -> Result<PathBuf
             }
             root.present().map_err(err)?;
         }
-        Ok(())
-    })();
-    let result = result.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(fail)?;
+        let mut frame = gif::Frame::from_rgb_speed(size.0 as u16, size.1 as u16, &rgb, 10);
+        frame.delay = ((FRAME_MS + 5) / 10) as u16;
+        Ok(frame)
+    };
+    let frames: Vec<_> = (0..count).into_par_iter().map(draw).collect();
+    let encode = || -> Result<Vec<u8>, String> {
+        let frames = frames.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let mut bytes = Vec::new();
+        {
+            let mut encoder =
+                gif::Encoder::new(&mut bytes, size.0 as u16, size.1 as u16, &[]).map_err(err)?;
+            encoder.set_repeat(gif::Repeat::Infinite).map_err(err)?;
+            // The last frame is repeated so the settled state stays on screen a while.
+            let last = frames.len() - 1;
+            for k in (0..frames.len()).chain([last; 2]) {
+                encoder.write_frame(&frames[k]).map_err(err)?;
+            }
+        }
+        Ok(bytes)
+    };
+    let bytes = encode().map_err(fail)?;
+    crate::atomic::write_atomic(path, &bytes).map_err(|e| fail(e.to_string()))?;
     Ok(path.to_path_buf())
 }
 
