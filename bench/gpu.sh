@@ -87,11 +87,12 @@ run() {
   # One record per measurement: {"what": ..., "side": ..., ...} on one line.
   record() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$1" "$2" >>"$jsonl"; }
 
-  ours_step() {  # model batch round
-    local t0=$SECONDS j
-    j=$("$bin" bench --model "$1" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json) || { echo "latentlab bench $1 $2 failed"; return 0; }
-    echo "step $1 b$2 r$3 latentlab: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"]))') [$((SECONDS - t0)) s]"
-    record "{\"what\":\"step\",\"side\":\"latentlab-wgpu\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$j"
+  ours_step() {  # model batch round [arch: mlp (default) or conv]
+    local t0=$SECONDS j arch=${4:-mlp} side=latentlab-wgpu
+    [ "$arch" = conv ] && side=latentlab-wgpu-conv
+    j=$("$bin" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json) || { echo "latentlab bench $1 $2 $arch failed"; return 0; }
+    echo "step $1 $arch b$2 r$3 latentlab: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"]))') [$((SECONDS - t0)) s]"
+    record "{\"what\":\"step\",\"side\":\"$side\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$j"
   }
   torch_step() {  # model batch round side [--compile]
     local t0=$SECONDS d="$scratch/$4-$1-$2-$3"
@@ -157,10 +158,7 @@ run() {
   [[ " $parts " == *" conv "* ]] && for r in $(seq "$rounds"); do
     for model in ae vae; do
       late "conv round $r $model" && continue
-      local t0=$SECONDS j
-      j=$("$bin" bench --model "$model" --arch conv --device gpu --batch-size 128 --steps "$steps" --warmup "$warmup" --json) || { echo "latentlab bench --arch conv $model failed"; continue; }
-      echo "step $model conv b128 r$r latentlab: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"]))') [$((SECONDS - t0)) s]"
-      record "{\"what\":\"step\",\"side\":\"latentlab-wgpu-conv\",\"model\":\"$model\",\"batch\":128,\"round\":$r}" "$j"
+      ours_step "$model" 128 "$r" conv
     done
   done
   [[ " $parts " == *" train "* ]] && for r in $(seq "$train_rounds"); do

@@ -99,23 +99,24 @@ pub fn save_gif(path: &Path, series: &[Series], labels: &[u8]) -> Result<PathBuf
         frame.delay = ((FRAME_MS + 5) / 10) as u16;
         Ok(frame)
     };
-    let frames: Vec<_> = (0..count).into_par_iter().map(draw).collect();
-    let encode = || -> Result<Vec<u8>, String> {
-        let frames = frames.into_iter().collect::<Result<Vec<_>, _>>()?;
-        let mut bytes = Vec::new();
-        {
-            let mut encoder =
-                gif::Encoder::new(&mut bytes, size.0 as u16, size.1 as u16, &[]).map_err(err)?;
-            encoder.set_repeat(gif::Repeat::Infinite).map_err(err)?;
-            // The last frame is repeated so the settled state stays on screen a while.
-            let last = frames.len() - 1;
-            for k in (0..frames.len()).chain([last; 2]) {
-                encoder.write_frame(&frames[k]).map_err(err)?;
-            }
+    let frames = (0..count)
+        .into_par_iter()
+        .map(draw)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    let mut bytes = Vec::new();
+    {
+        let size = (size.0 as u16, size.1 as u16);
+        let mut encoder =
+            gif::Encoder::new(&mut bytes, size.0, size.1, &[]).map_err(|e| fail(err(e)))?;
+        encoder
+            .set_repeat(gif::Repeat::Infinite)
+            .map_err(|e| fail(err(e)))?;
+        // The last frame is repeated so the settled state stays on screen a while.
+        for frame in frames.iter().chain([&frames[count - 1]; 2]) {
+            encoder.write_frame(frame).map_err(|e| fail(err(e)))?;
         }
-        Ok(bytes)
-    };
-    let bytes = encode().map_err(fail)?;
+    }
     crate::atomic::write_atomic(path, &bytes).map_err(|e| fail(e.to_string()))?;
     Ok(path.to_path_buf())
 }

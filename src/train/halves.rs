@@ -15,6 +15,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
+use std::sync::{Mutex, PoisonError};
 
 use crate::kernels::with_serial_products;
 use crate::model::AutoEncoder;
@@ -72,12 +73,9 @@ pub fn backward(model: &AutoEncoder, halves: [Half; 2]) -> GradientsParams {
     model.visit(&mut sum);
     // On both cores: the two largest layers, one at each end of the model, are most of the
     // parameters, and rayon's halving of the list puts them on different cores.
-    let registrations: Vec<Registration> = sum.jobs.into_par_iter().map(|job| job()).collect();
-    let mut out = GradientsParams::new();
-    for register in registrations {
-        register(&mut out);
-    }
-    out
+    let out = Mutex::new(GradientsParams::new());
+    sum.jobs.into_par_iter().for_each(|add| add(&out));
+    out.into_inner().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Replaces every weight by a new leaf of the graph holding the same values (no copy).
@@ -89,31 +87,30 @@ impl ModuleMapper for FreshLeaves {
     }
 }
 
-/// Registers one parameter's summed gradient.
-type Registration = Box<dyn FnOnce(&mut GradientsParams) + Send>;
+/// Adds one parameter's two gradients and registers the sum.
+type AddJob = Box<dyn FnOnce(&Mutex<GradientsParams>) + Send>;
 
 /// Adds the halves' gradients parameter by parameter: a job per parameter, so that the
 /// additions (of whatever rank each weight has) can run on any core.
 struct Sum {
     a: GradientsParams,
     b: GradientsParams,
-    jobs: Vec<Box<dyn FnOnce() -> Registration + Send>>,
+    jobs: Vec<AddJob>,
 }
 
 impl ModuleVisitor for Sum {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let id = param.id;
         let pair = (self.a.remove::<D>(id), self.b.remove::<D>(id));
-        self.jobs.push(Box::new(move || {
+        self.jobs.push(Box::new(move |out| {
             let sum = match pair {
-                (Some(a), Some(b)) => Some(a + b),
-                (a, b) => a.or(b),
+                (Some(a), Some(b)) => a + b,
+                (Some(g), None) | (None, Some(g)) => g,
+                (None, None) => return,
             };
-            Box::new(move |out: &mut GradientsParams| {
-                if let Some(sum) = sum {
-                    out.register(id, sum);
-                }
-            })
+            out.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .register(id, sum);
         }));
     }
 }
