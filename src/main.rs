@@ -27,7 +27,8 @@ fn main() -> ExitCode {
         eprintln!("\nstopping after this batch (Ctrl-C again to quit at once)...");
     });
     std::panic::set_hook(Box::new(report_panic));
-    match std::panic::catch_unwind(|| latentlab::commands::run(cli)) {
+    let run = || latentlab::device::cpu::on_compute_threads(|| latentlab::commands::run(cli));
+    match std::panic::catch_unwind(run) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) if e.is_closed_pipe() => ExitCode::SUCCESS,
         Ok(Err(e)) => {
