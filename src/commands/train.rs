@@ -119,7 +119,7 @@ fn side_by_side_pools(settings: &TrainSettings) -> Option<[rayon::ThreadPool; 2]
     if settings.device != DeviceChoice::Cpu || threads < 2 {
         return None;
     }
-    // Built here, on the main thread: the pools take its denormal mode.
+    // Built here, on the command's thread: the pools take its denormal mode.
     let pool = || crate::device::cpu::pool_like_this_thread(threads / 2).ok();
     Some([pool()?, pool()?])
 }

@@ -73,7 +73,7 @@ pub fn keep_freed_memory() {
 /// of the main thread on top of the pool's own: about 50 context switches per step. Called from
 /// a pool thread, a join runs one side on that thread and the other on the next free one. On
 /// the 2-core EPYC this took `bench --model ae` from 21,090 context switches to 4,310 and its
-/// step from 6.52 to 6.22 ms (BENCHMARKS.md). Call it once, around a whole command.
+/// step from 6.99 to 6.65 ms (BENCHMARKS.md). Call it once, around a whole command.
 pub fn on_compute_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| work())
 }
