@@ -346,8 +346,17 @@ pub fn dense(x: Tensor<2>, layer: &burn::nn::Linear, relu: bool) -> Tensor<2> {
 
 /// Runs `f` with the CPU's matrix products of this thread on this thread alone: for work that
 /// runs beside other work on the other cores (the half batches of a training step).
-pub fn with_serial_products<T>(f: impl FnOnce() -> T) -> T {
+fn with_serial_products<T>(f: impl FnOnce() -> T) -> T {
     flex::with_serial_products(f)
+}
+
+/// `a` and `b` side by side on rayon's pool, each with its matrix products unsplit: two halves
+/// of one batch, one per core (a training step's half batches, the IWAE's half chunks).
+pub fn side_by_side<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    rayon::join(|| with_serial_products(a), || with_serial_products(b))
 }
 
 /// log p(x | z) of Bernoulli pixels, one value per row of `logits`, whose rows `k * i ..

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::kernels::{bernoulli_log_likelihood_rows, with_serial_products};
+use crate::kernels::{bernoulli_log_likelihood_rows, side_by_side};
 use crate::model::AutoEncoder;
 use crate::train::TrainError;
 use crate::train::session::read_vec;
@@ -63,9 +63,9 @@ pub fn iwae_log_likelihood(
         // by gemm itself made about 100 GFLOP/s here, well under what two halves reach.
         let bounds = if split && m >= 2 {
             let h = m / 2;
-            let (first, second) = rayon::join(
-                || with_serial_products(|| log_mean_weights(&model, part(0, h), k)),
-                || with_serial_products(|| log_mean_weights(&model, part(h, m), k)),
+            let (first, second) = side_by_side(
+                || log_mean_weights(&model, part(0, h), k),
+                || log_mean_weights(&model, part(h, m), k),
             );
             let mut both = read_vec(first)?;
             both.extend(read_vec(second)?);

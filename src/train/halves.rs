@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 use std::sync::{Mutex, PoisonError};
 
-use crate::kernels::with_serial_products;
+use crate::kernels::side_by_side;
 use crate::model::AutoEncoder;
 
 /// One half's model and its scaled loss, the graph recorded.
@@ -48,10 +48,7 @@ pub fn forward(
             model,
         }
     };
-    let (a, b) = rayon::join(
-        || with_serial_products(|| part(0, cut)),
-        || with_serial_products(|| part(cut, n - cut)),
-    );
+    let (a, b) = side_by_side(|| part(0, cut), || part(cut, n - cut));
     let loss = a.loss.clone().detach() + b.loss.clone().detach();
     (loss, [a, b])
 }
@@ -61,10 +58,7 @@ pub fn forward(
 pub fn backward(model: &AutoEncoder, halves: [Half; 2]) -> GradientsParams {
     let grads = |h: Half| GradientsParams::from_grads(h.loss.backward(), &h.model);
     let [a, b] = halves;
-    let (a, b) = rayon::join(
-        || with_serial_products(|| grads(a)),
-        || with_serial_products(|| grads(b)),
-    );
+    let (a, b) = side_by_side(|| grads(a), || grads(b));
     let mut sum = Sum {
         a,
         b,
