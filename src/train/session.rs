@@ -130,6 +130,20 @@ impl Session {
         eps: Option<Tensor<2>>,
         mark: &mut dyn FnMut(StepPhase),
     ) -> Tensor<1> {
+        if crate::device::is_cpu(&self.device) {
+            // The step forks a dozen times; the second core waits awake between (see there).
+            crate::device::cpu::with_partner_awake(|| self.phases(images, eps, mark))
+        } else {
+            self.phases(images, eps, mark)
+        }
+    }
+
+    fn phases(
+        &mut self,
+        images: Tensor<2>,
+        eps: Option<Tensor<2>>,
+        mark: &mut dyn FnMut(StepPhase),
+    ) -> Tensor<1> {
         let (batch_loss, grads) = if crate::device::is_cpu(&self.device) && images.dims()[0] >= 2 {
             // Two half batches, one per core (see `halves`).
             let (loss, parts) = halves::forward(self.model(), images, eps, self.beta);
