@@ -79,6 +79,10 @@ run() {
   exec > >(tee -a "$log") 2>&1
   local threads
   threads=$(nproc)
+  # PyTorch's own default thread count (torch_ref always calls set_num_threads; told this, it
+  # leaves the default as it is).
+  local torch_threads
+  torch_threads=$("$py" -c 'import torch; print(torch.get_num_threads())')
   echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -m), $threads cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
   "$bin" devices || true
@@ -96,7 +100,7 @@ run() {
   }
   torch_step() {  # model batch round side [--compile]
     local t0=$SECONDS d="$scratch/$4-$1-$2-$3"
-    "$py" "$ref" --model "$1" --bench-only --device "$tdev" --threads "$threads" --batch-size "$2" \
+    "$py" "$ref" --model "$1" --bench-only --device "$tdev" --threads "$torch_threads" --batch-size "$2" \
       --bench-steps "$steps" --bench-warmup "$warmup" --data-dir data/mnist --out "$d" "${@:5}" >/dev/null \
       || { echo "torch $4 $1 $2 failed"; return 0; }
     local j
@@ -115,7 +119,7 @@ run() {
   }
   torch_train() {  # model round
     local t0=$SECONDS d="$scratch/torch-$1-$2"
-    "$py" "$ref" --model "$1" --device "$tdev" --threads "$threads" --epochs "$epochs" "${tlimit[@]}" --bench-steps 0 \
+    "$py" "$ref" --model "$1" --device "$tdev" --threads "$torch_threads" --epochs "$epochs" "${tlimit[@]}" --bench-steps 0 \
       --data-dir data/mnist --out "$d" >"$d.log" 2>&1 || { echo "torch train $1 failed: $(tail -n 2 "$d.log")"; return 0; }
     local wall=$((SECONDS - t0))
     echo "train $1 torch-$tdev r$2: wall ${wall} s; epochs $(python3 -c 'import csv,sys; print(", ".join("%.2f" % float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))))' "$d/metrics.csv") s"

@@ -10,8 +10,9 @@
 # `latentlab train` and `torch_ref.py` for EPOCHS epochs on all 60,000 images, evaluation
 # included. PyTorch runs twice each time: as installed, and with `--flush-denormal`
 # (torch.set_flush_denormal(True)), because latentlab flushes denormals by default and PyTorch
-# does not (BENCHMARKS.md says why it matters). Both use every core (torch_ref's --threads is
-# set to the core count, which is PyTorch's own default here).
+# does not (BENCHMARKS.md says why it matters). Each side uses the threads it picks by itself:
+# latentlab rayon's default (every core), PyTorch torch.get_num_threads() as it comes up in the
+# default environment, which torch_ref's --threads is set to (torch_ref would otherwise force 2).
 #
 # Needs the reference's Python (../shared/reference/README.md): TORCH_PY (default
 # /tmp/torchref/bin/python) and TORCH_REF (default ../shared/reference/torch_ref.py). Writes
@@ -24,6 +25,9 @@ py=${TORCH_PY:-/tmp/torchref/bin/python}
 ref=${TORCH_REF:-../shared/reference/torch_ref.py}
 out=${OUT:-bench/out}
 threads=$(nproc)
+# PyTorch's own default thread count, read in the default environment (torch_ref always calls
+# set_num_threads, so it is told this number to leave the default as it is).
+torch_threads=$("$py" -c 'import torch; print(torch.get_num_threads())')
 mkdir -p "$out"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -46,7 +50,7 @@ ours_step() {  # model round
 }
 torch_step() {  # model round side [--flush-denormal]
   local d="$scratch/$3-$1-$2"
-  "$py" "$ref" --model "$1" --bench-only --threads "$threads" --batch-size "$batch" \
+  "$py" "$ref" --model "$1" --bench-only --threads "$torch_threads" --batch-size "$batch" \
     --bench-steps "$steps" --bench-warmup "$warmup" --data-dir data/mnist --out "$d" "${@:4}" >/dev/null
   local j
   j=$(tail -n 1 "$d/bench.jsonl")
@@ -64,7 +68,7 @@ ours_train() {  # model round
 }
 torch_train() {  # model round side [--flush-denormal]
   local t0=$SECONDS d="$scratch/$3-$1-$2"
-  "$py" "$ref" --model "$1" --threads "$threads" --epochs "$epochs" --bench-steps 0 --data-dir data/mnist \
+  "$py" "$ref" --model "$1" --threads "$torch_threads" --epochs "$epochs" --bench-steps 0 --data-dir data/mnist \
     --out "$d" "${@:4}" >"$d.log" 2>&1
   local wall=$((SECONDS - t0))
   echo "train $1 r$2 $3: wall $wall s; epochs $(epochs_of "$d/metrics.csv") s"

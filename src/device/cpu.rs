@@ -86,9 +86,11 @@ pub fn on_compute_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
 /// A training step forks a dozen times (its two halves, each half's backward, the gradients'
 /// sum, Adam's chunks) with short serial stretches between, each long enough for rayon to put
 /// the idle thread to sleep, so every fork paid a futex wake-up: 3.8 % of a step on a 2-core
-/// Xeon VM, where spinning took the AE step from 4.77 to 4.64 ms (BENCHMARKS.md). Only on a pool of exactly two threads: the step's work is two halves, and with
-/// more threads a spinner stolen by a thread that is waiting inside a join would hold up that
-/// join until `f` ends, which needs the join.
+/// Xeon VM, where spinning took the AE step from 4.77 to 4.64 ms (BENCHMARKS.md).
+///
+/// Only on a pool of exactly two threads: the step's work is two halves, and with more threads
+/// a spinner stolen by a thread that is waiting inside a join would hold up that join until `f`
+/// ends, which needs the join. Only around CPU work: the spinning costs a core.
 pub fn with_partner_awake<R>(f: impl FnOnce() -> R) -> R {
     let Some(me) = rayon::current_thread_index() else {
         return f();
