@@ -174,6 +174,25 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         ))
     }
 
+    /// As [`FusedOps::adam_update`]: on the inner backend, never recorded.
+    fn adam_update_sum(
+        param: FloatTensor<Self>,
+        grad_a: FloatTensor<Self>,
+        grad_b: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        coefficients: AdamCoefficients,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::adam_update_sum(
+            param.into_primitive(),
+            grad_a.into_primitive(),
+            grad_b.into_primitive(),
+            moment_1.into_primitive(),
+            moment_2.into_primitive(),
+            coefficients,
+        ))
+    }
+
     fn dense(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

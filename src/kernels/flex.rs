@@ -88,7 +88,25 @@ impl FusedOps for Flex {
         moment_2: FloatTensor<Self>,
         coefficients: AdamCoefficients,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        adam_in_place(param, grad, moment_1, moment_2, coefficients)
+        adam_in_place(param, grad, None, moment_1, moment_2, coefficients)
+    }
+
+    fn adam_update_sum(
+        param: FloatTensor<Self>,
+        grad_a: FloatTensor<Self>,
+        grad_b: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        coefficients: AdamCoefficients,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        adam_in_place(
+            param,
+            grad_a,
+            Some(grad_b),
+            moment_1,
+            moment_2,
+            coefficients,
+        )
     }
 
     fn dense(
@@ -470,28 +488,36 @@ pub(super) fn exp_nonpositive(x: f32) -> f32 {
     er * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
-/// The Adam update on the CPU: in place, one pass, split over rayon's threads.
+/// The Adam update on the CPU: in place, one pass, split over rayon's threads; the gradient is
+/// `grad`, or `grad + second` where there is a second (added element by element on the way).
 fn adam_in_place(
     param: FloatTensor<Flex>,
     grad: FloatTensor<Flex>,
+    second: Option<FloatTensor<Flex>>,
     moment_1: FloatTensor<Flex>,
     moment_2: FloatTensor<Flex>,
     c: AdamCoefficients,
 ) -> (FloatTensor<Flex>, FloatTensor<Flex>, FloatTensor<Flex>) {
     let dtype = param.dtype();
-    let [mut param, grad, mut moment_1, mut moment_2] =
-        [param, grad, moment_1, moment_2].map(dense_f32);
+    let [mut param, mut moment_1, mut moment_2] = [param, moment_1, moment_2].map(dense_f32);
     let n = param.layout().shape().num_elements();
+    let grad = dense_f32(grad);
+    let second = second.map(dense_f32);
     // Written in place where the tensor is not shared (copied first where it is).
     let p = &mut param.storage_mut::<f32>()[..n];
     let m = &mut moment_1.storage_mut::<f32>()[..n];
     let v = &mut moment_2.storage_mut::<f32>()[..n];
     let g = &grad.storage::<f32>()[..n];
+    let h = second.as_ref().map(|h| &h.storage::<f32>()[..n]);
     p.par_chunks_mut(ADAM_CHUNK)
         .zip(m.par_chunks_mut(ADAM_CHUNK))
         .zip(v.par_chunks_mut(ADAM_CHUNK))
-        .zip(g.par_chunks(ADAM_CHUNK))
-        .for_each(|(((p, m), v), g)| adam_chunk(p, m, v, g, &c));
+        .enumerate()
+        .for_each(|(i, ((p, m), v))| {
+            let range = i * ADAM_CHUNK..i * ADAM_CHUNK + p.len();
+            let h = h.map(|h| &h[range.clone()]);
+            adam_chunk(p, m, v, (&g[range], h), &c)
+        });
     let back = |t: FloatTensor<Flex>| {
         if dtype == DType::F32 {
             t
@@ -503,11 +529,14 @@ fn adam_in_place(
     (back(param), back(moment_1), back(moment_2))
 }
 
+/// One chunk's gradients: the gradient, and a second one to add to it where there is one.
+type ChunkGrads<'a> = (&'a [f32], Option<&'a [f32]>);
+
 /// The Adam update of one chunk of parameters. Compiled twice, and the AVX2 copy used where the
 /// CPU has it (eight parameters per square root and division instead of four: the update spent
 /// most of its time there). Both copies make the same IEEE operations in the same order, so the
-/// result is Burn's Adam bit for bit on any CPU.
-fn adam_chunk(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &AdamCoefficients) {
+/// result is Burn's Adam bit for bit on any CPU (with two gradients: Burn's Adam of their sum).
+fn adam_chunk(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: ChunkGrads, c: &AdamCoefficients) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
@@ -518,14 +547,36 @@ fn adam_chunk(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &AdamCo
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn adam_chunk_avx2(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &AdamCoefficients) {
+fn adam_chunk_avx2(
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g: ChunkGrads,
+    c: &AdamCoefficients,
+) {
     adam_chunk_lanes(p, m, v, g, c)
 }
 
 #[inline(always)]
-fn adam_chunk_lanes(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &AdamCoefficients) {
-    for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
-        (*p, *m, *v) = c.apply(*p, g, *m, *v);
+fn adam_chunk_lanes(
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g: ChunkGrads,
+    c: &AdamCoefficients,
+) {
+    let params = p.iter_mut().zip(m).zip(v);
+    match g {
+        (g, None) => {
+            for (((p, m), v), &g) in params.zip(g) {
+                (*p, *m, *v) = c.apply(*p, g, *m, *v);
+            }
+        }
+        (g, Some(h)) => {
+            for (((p, m), v), (&g, &h)) in params.zip(g.iter().zip(h)) {
+                (*p, *m, *v) = c.apply(*p, g + h, *m, *v);
+            }
+        }
     }
 }
 

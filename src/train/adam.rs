@@ -4,35 +4,161 @@
 //! 1.07 M parameters (BENCHMARKS.md); [`FusedAdam`] makes the same update in one. It keeps
 //! Burn's per-parameter state type, `AdamState`, so its checkpoints are Burn Adam records:
 //! checkpoints written before it existed resume with it, and the other way round.
+//!
+//! A CPU step computes its gradients as two half batches (`halves`). [`Optimiser`] hands both
+//! to the fused Adam, which adds them as it reads them, instead of adding them in a pass of
+//! their own first.
 
-use burn::optim::{AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{
+    AdamState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
+};
 use burn::tensor::{Device, Tensor};
 
-use crate::kernels::{AdamCoefficients, adam_update};
+use super::halves;
+use crate::kernels::{AdamCoefficients, adam_update, adam_update_sum};
+use crate::model::AutoEncoder;
 
-/// Adam as the reference configures it: betas 0.9 / 0.999 and PyTorch's epsilon 1e-8 (Burn's
-/// default is 1e-5).
-pub fn adam() -> ModuleOptimizer {
-    FusedAdam {
-        beta_1: 0.9,
-        beta_2: 0.999,
-        epsilon: 1e-8,
+/// Adam as the reference configures it (betas 0.9 / 0.999, PyTorch's epsilon 1e-8 where Burn's
+/// default is 1e-5), through the fused update, which reads the halves' two gradients itself.
+pub fn adam() -> Optimiser {
+    let seconds = SecondGrads::default();
+    Optimiser {
+        module: FusedAdam::new(Some(seconds.clone())).into(),
+        seconds: Some(seconds),
     }
-    .into()
 }
 
 /// Burn's own Adam with the same settings: what [`FusedAdam`] replaces (`bench --burn-adam`
-/// times it, the tests compare with it).
-pub fn burn_adam() -> ModuleOptimizer {
-    burn::optim::AdamConfig::new().with_epsilon(1e-8).init()
+/// times it, the tests compare with it). The halves' gradients are added before it.
+pub fn burn_adam() -> Optimiser {
+    Optimiser {
+        module: burn::optim::AdamConfig::new().with_epsilon(1e-8).init(),
+        seconds: None,
+    }
+}
+
+/// A step's gradients: of the whole batch, or of its two halves (`halves::backward`).
+pub enum Grads {
+    Whole(GradientsParams),
+    Halves([GradientsParams; 2]),
+}
+
+/// The training loop's optimiser.
+pub struct Optimiser {
+    /// Burn's module optimiser: it keeps each parameter's Adam state (which checkpoints save
+    /// and load) and calls the per-parameter update.
+    pub module: ModuleOptimizer,
+    /// Where the update is [`FusedAdam`]: the channel through which it reads the second half's
+    /// gradients. Burn's `ModuleOptimizer` hands an optimiser one gradient per parameter and
+    /// not the parameter's id, but it visits the parameters in the module's order, always; the
+    /// second gradients go in, in that order, just before the step.
+    seconds: Option<SecondGrads>,
+}
+
+impl Optimiser {
+    /// One Adam step of every parameter of `model` with a gradient.
+    pub fn step(&mut self, lr: LearningRate, model: AutoEncoder, grads: Grads) -> AutoEncoder {
+        let grads = match (grads, &self.seconds) {
+            (Grads::Whole(grads), _) => grads,
+            (Grads::Halves([a, b]), Some(seconds)) => {
+                let mut pair = Pair {
+                    first: a,
+                    second: b,
+                    seconds: Vec::new(),
+                };
+                model.visit(&mut pair);
+                seconds.fill(pair.seconds);
+                pair.first
+            }
+            (Grads::Halves([a, b]), None) => halves::sum(&model, a, b),
+        };
+        let model = self.module.step(lr, model, grads);
+        if let Some(seconds) = &self.seconds {
+            // Every second gradient was read by the parameter it was queued for.
+            assert!(
+                seconds.is_empty(),
+                "the fused Adam left second gradients unread"
+            );
+        }
+        model
+    }
+}
+
+/// The second gradients of the next step, in the order `ModuleOptimizer` visits the
+/// parameters that have a gradient: `None` for one whose gradient came from one half only.
+#[derive(Clone, Default)]
+struct SecondGrads(Arc<Mutex<VecDeque<Option<Tensor<1>>>>>);
+
+impl SecondGrads {
+    fn fill(&self, grads: Vec<Option<Tensor<1>>>) {
+        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.clear();
+        queue.extend(grads);
+    }
+
+    /// The next parameter's second gradient (`None` also where none was queued: a step of
+    /// whole-batch gradients).
+    fn next(&self) -> Option<Tensor<1>> {
+        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.pop_front().flatten()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+}
+
+/// Splits the halves' gradients into the ones `ModuleOptimizer` hands over and the queue of
+/// second ones, parameter by parameter in the module's order.
+struct Pair {
+    first: GradientsParams,
+    second: GradientsParams,
+    seconds: Vec<Option<Tensor<1>>>,
+}
+
+impl ModuleVisitor for Pair {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let id = param.id;
+        match (self.first.get::<D>(id), self.second.remove::<D>(id)) {
+            (Some(_), second) => self.seconds.push(second.map(|g| {
+                let n = g.shape().num_elements();
+                g.reshape([n])
+            })),
+            (None, Some(only)) => {
+                self.first.register(id, only);
+                self.seconds.push(None);
+            }
+            (None, None) => {}
+        }
+    }
 }
 
 /// Adam without weight decay, gradient clipping or AMSGrad (the spec uses none of them).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FusedAdam {
-    pub beta_1: f32,
-    pub beta_2: f32,
-    pub epsilon: f32,
+    beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+    /// Where the second gradients come from, if they do (see [`Optimiser::seconds`]).
+    seconds: Option<SecondGrads>,
+}
+
+impl FusedAdam {
+    fn new(seconds: Option<SecondGrads>) -> FusedAdam {
+        FusedAdam {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+            seconds,
+        }
+    }
 }
 
 impl Optimizer for FusedAdam {
@@ -52,8 +178,19 @@ impl Optimizer for FusedAdam {
         };
         let time = time + 1;
         let coefficients = AdamCoefficients::new(self.beta_1, self.beta_2, self.epsilon, lr, time);
-        let (tensor, moment_1, moment_2) =
-            adam_update(tensor, grad, moment_1, moment_2, coefficients);
+        let second = self.seconds.as_ref().and_then(SecondGrads::next);
+        let (tensor, moment_1, moment_2) = match second {
+            Some(second) => {
+                assert_eq!(
+                    second.dims()[0],
+                    grad.shape().num_elements(),
+                    "a second gradient queued for another parameter"
+                );
+                let second = second.reshape(grad.shape());
+                adam_update_sum(tensor, [grad, second], moment_1, moment_2, coefficients)
+            }
+            None => adam_update(tensor, grad, moment_1, moment_2, coefficients),
+        };
         let momentum = AdaptiveMomentumState::new(time, moment_1, moment_2);
         (tensor, Some(AdamState::new(momentum)))
     }
@@ -65,22 +202,23 @@ impl Optimizer for FusedAdam {
 
 #[cfg(test)]
 mod tests {
-    //! The fused Adam against Burn's: the same model, the same batches, the same steps.
+    //! The fused Adam against Burn's: the same model, the same batches, the same steps, with
+    //! whole-batch gradients and with the halves' pairs.
     use super::*;
-    use burn::module::Module;
-    use burn::optim::GradientsParams;
     use burn::tensor::{DeviceKind, TensorData};
 
     use crate::model::{ModelConfig, ModelKind};
 
     /// The decoder's weights and the encoder's outputs on a fixed batch after `steps` Adam
     /// steps on fixed batches, with the optimiser saved to bytes and loaded into a fresh one
-    /// halfway (as a resumed run does).
+    /// halfway (as a resumed run does). The gradients are the whole batch's, or where `split`
+    /// is set the two halves' of a CPU step.
     fn train(
         device: &Device,
-        mut optim: ModuleOptimizer,
-        fresh: fn() -> ModuleOptimizer,
+        mut optim: Optimiser,
+        fresh: fn() -> Optimiser,
         steps: usize,
+        split: bool,
     ) -> Vec<f32> {
         let config = ModelConfig {
             kind: ModelKind::Vae,
@@ -99,13 +237,26 @@ mod tests {
                 .collect();
             let x = Tensor::<2>::from_data(TensorData::new(images, [16, 30]), device);
             let e = Tensor::<2>::from_data(TensorData::new(eps, [16, 2]), device);
-            let loss = model.losses(x, Some(e), 1.0).total;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let grads = if split {
+                let (_, parts) = halves::forward(&model, x, Some(e), 1.0);
+                Grads::Halves(halves::backward(parts))
+            } else {
+                let loss = model.losses(x, Some(e), 1.0).total;
+                Grads::Whole(GradientsParams::from_grads(loss.backward(), &model))
+            };
             // lr 1e-2 so that 40 steps move the weights well beyond rounding.
             model = optim.step(1e-2, model, grads);
             if step == steps / 2 {
-                let bytes = optim.into_bytes().expect("optimizer state serialises");
-                optim = fresh().from_bytes(bytes).expect("optimizer state loads");
+                let bytes = optim
+                    .module
+                    .into_bytes()
+                    .expect("optimizer state serialises");
+                let mut loaded = fresh();
+                loaded.module = loaded
+                    .module
+                    .from_bytes(bytes)
+                    .expect("optimizer state loads");
+                optim = loaded;
             }
         }
         let model = model.valid();
@@ -133,19 +284,29 @@ mod tests {
     #[test]
     fn fused_adam_makes_burns_updates_bit_for_bit_on_the_cpu() {
         let device = Device::flex().autodiff();
-        let ours = train(&device, adam(), adam, 40);
-        let burns = train(&device, burn_adam(), burn_adam, 40);
-        let initial = train(&device, adam(), adam, 0);
-        assert_eq!(ours.len(), burns.len());
-        assert_ne!(ours, initial, "the steps changed the weights");
-        assert_eq!(ours, burns);
+        let initial = train(&device, adam(), adam, 0, false);
+        // Whole-batch gradients, and the halves' pairs, which the fused Adam adds as it reads
+        // them and Burn's gets added: a pair queued for the wrong parameter, or one half left
+        // out, changes the weights by far more than a bit.
+        for split in [false, true] {
+            let ours = train(&device, adam(), adam, 40, split);
+            let burns = train(&device, burn_adam(), burn_adam, 40, split);
+            assert_eq!(ours.len(), burns.len());
+            assert_ne!(ours, initial, "the steps changed the weights");
+            assert_eq!(ours, burns, "split {split}");
+        }
+        assert_ne!(
+            train(&device, adam(), adam, 40, true),
+            train(&device, adam(), adam, 40, false),
+            "the halves' sum differs from the whole batch's gradient in the last bits"
+        );
     }
 
     #[test]
     fn fused_adam_matches_burns_through_wgpu() {
         let device = Device::wgpu(DeviceKind::DefaultDevice).autodiff();
-        let ours = train(&device, adam(), adam, 12);
-        let burns = train(&device, burn_adam(), burn_adam, 12);
+        let ours = train(&device, adam(), adam, 12, false);
+        let burns = train(&device, burn_adam(), burn_adam, 12, false);
         for (i, (a, b)) in ours.iter().zip(&burns).enumerate() {
             assert!(
                 (a - b).abs() <= 1e-5 * b.abs().max(1.0),
@@ -157,8 +318,10 @@ mod tests {
     #[test]
     fn burn_adam_checkpoints_resume_with_the_fused_adam() {
         let device = Device::flex().autodiff();
-        let ours = train(&device, adam(), adam, 40);
-        let mixed = train(&device, burn_adam(), adam, 40);
-        assert_eq!(ours, mixed);
+        for split in [false, true] {
+            let ours = train(&device, adam(), adam, 40, split);
+            let mixed = train(&device, burn_adam(), adam, 40, split);
+            assert_eq!(ours, mixed, "split {split}");
+        }
     }
 }

@@ -53,12 +53,19 @@ pub fn forward(
     (loss, [a, b])
 }
 
-/// The backward passes of both halves at once, and the sum of their gradients: the gradients
-/// of the whole batch's mean loss, keyed by `model`'s parameters.
-pub fn backward(model: &AutoEncoder, halves: [Half; 2]) -> GradientsParams {
+/// The backward passes of both halves at once: each half's gradients, keyed by the ids of the
+/// model's parameters (which the fresh leaves keep). Their sum is the gradient of the whole
+/// batch's mean loss; the fused Adam adds them as it reads them (`adam`), and [`sum`] adds
+/// them for any other optimiser.
+pub fn backward(halves: [Half; 2]) -> [GradientsParams; 2] {
     let grads = |h: Half| GradientsParams::from_grads(h.loss.backward(), &h.model);
     let [a, b] = halves;
     let (a, b) = side_by_side(|| grads(a), || grads(b));
+    [a, b]
+}
+
+/// The halves' gradients added, parameter by parameter.
+pub fn sum(model: &AutoEncoder, a: GradientsParams, b: GradientsParams) -> GradientsParams {
     let mut sum = Sum {
         a,
         b,
@@ -171,7 +178,8 @@ mod tests {
             let whole_loss = whole.clone().into_scalar::<f32>() as f64;
             let whole_grads = GradientsParams::from_grads(whole.backward(), &model);
             let (loss, parts) = forward(&model, images, eps, 1.0);
-            let split_grads = backward(&model, parts);
+            let [a, b] = backward(parts);
+            let split_grads = sum(&model, a, b);
             let split_loss = loss.into_scalar::<f32>() as f64;
 
             assert!(

@@ -226,7 +226,8 @@ pub fn resume(run_dir: &Path) -> Result<(Trained, Dataset), TrainError> {
     }
     let opened = device::open(settings.device)?;
     let model = checkpoint::load_model(run_dir, &settings.model, &opened.device)?;
-    let optim = checkpoint::load_optimizer(run_dir, adam())?;
+    let mut optim = adam();
+    optim.module = checkpoint::load_optimizer(run_dir, optim.module)?;
     let metrics_path = run_dir.join("metrics.csv");
     let mut rows = if metrics_path.is_file() {
         run::read_metrics(&metrics_path)?
@@ -268,7 +269,7 @@ fn save_epoch(
             run_dir,
             epoch,
             session.model(),
-            &session.optim,
+            &session.optim.module,
             session.settings.model.kind,
         )
     })?;

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::TrainError;
+use super::adam::{Grads, Optimiser};
 use super::halves;
 use super::progress::Progress;
 use super::rng;
@@ -68,7 +69,7 @@ pub struct Session {
     /// Taken out only for the optimiser's step, so that the step owns the only reference to
     /// every weight tensor and the CPU backend updates them in place instead of copying.
     model: Option<AutoEncoder>,
-    pub optim: ModuleOptimizer,
+    pub optim: Optimiser,
     pub train: DeviceSplit,
     pub test: DeviceSplit,
     /// How many steps between reads of the loss (each read waits for the device).
@@ -84,7 +85,7 @@ impl Session {
         device: Device,
         data: &Dataset,
         model: AutoEncoder,
-        optim: ModuleOptimizer,
+        optim: Optimiser,
     ) -> Session {
         let pixels = data.pixels();
         let sync_every = if settings.device == crate::device::DeviceChoice::Gpu {
@@ -148,16 +149,16 @@ impl Session {
             // Two half batches, one per core (see `halves`).
             let (loss, parts) = halves::forward(self.model(), images, eps, self.beta);
             mark(StepPhase::ForwardAndLoss);
-            let grads = halves::backward(self.model(), parts);
+            let grads = halves::backward(parts);
             mark(StepPhase::Backward);
-            (loss.inner(), grads)
+            (loss.inner(), Grads::Halves(grads))
         } else {
             let losses = self.model().losses(images, eps, self.beta);
             let batch_loss = losses.total.clone().detach().inner();
             mark(StepPhase::ForwardAndLoss);
             let grads = GradientsParams::from_grads(losses.total.backward(), self.model());
             mark(StepPhase::Backward);
-            (batch_loss, grads)
+            (batch_loss, Grads::Whole(grads))
         };
         let model = self
             .model

@@ -18,7 +18,7 @@ use latentlab::config::TrainSettings;
 use latentlab::data::Dataset;
 use latentlab::device::{self, DeviceChoice};
 use latentlab::model::{AutoEncoder, ModelKind};
-use latentlab::train::adam::adam;
+use latentlab::train::adam::{Grads, adam};
 use latentlab::train::load_data;
 use latentlab::train::session::Session;
 
@@ -144,7 +144,7 @@ fn one_step(kind: ModelKind, size: usize, data: &Dataset, device: &Device) -> St
     let grads = GradientsParams::from_grads(losses.total.backward(), &model);
     let grad_values = parameters(&model, Some(&grads));
     let mut optim = adam();
-    let model = optim.step(s.lr, model, grads);
+    let model = optim.step(s.lr, model, Grads::Whole(grads));
     StepResult {
         loss,
         grads: grad_values,
