@@ -207,44 +207,30 @@ impl AdamCoefficients {
     }
 }
 
-/// One Adam update through the fused kernel: (param, moment_1, moment_2) after the step.
+/// One Adam update through the fused kernel: (param, moment_1, moment_2) after the step. The
+/// gradient is `grad`, or `grad + second` where there is a second: a CPU step's two half
+/// batches, added as they are read (see [`FusedOps::adam_update_sum`]).
 pub fn adam_update<const D: usize>(
     param: Tensor<D>,
     grad: Tensor<D>,
+    second: Option<Tensor<D>>,
     moment_1: Tensor<D>,
     moment_2: Tensor<D>,
     coefficients: AdamCoefficients,
 ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    let (p, m, v) = Dispatch::adam_update(
-        param.into_dispatch(),
-        grad.into_dispatch(),
-        moment_1.into_dispatch(),
-        moment_2.into_dispatch(),
-        coefficients,
-    );
-    (
-        Tensor::from_dispatch(p),
-        Tensor::from_dispatch(m),
-        Tensor::from_dispatch(v),
-    )
-}
-
-/// [`adam_update`] with the gradient `grad_a + grad_b` (see [`FusedOps::adam_update_sum`]).
-pub fn adam_update_sum<const D: usize>(
-    param: Tensor<D>,
-    [grad_a, grad_b]: [Tensor<D>; 2],
-    moment_1: Tensor<D>,
-    moment_2: Tensor<D>,
-    coefficients: AdamCoefficients,
-) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    let (p, m, v) = Dispatch::adam_update_sum(
-        param.into_dispatch(),
-        grad_a.into_dispatch(),
-        grad_b.into_dispatch(),
-        moment_1.into_dispatch(),
-        moment_2.into_dispatch(),
-        coefficients,
-    );
+    let [param, grad, moment_1, moment_2] =
+        [param, grad, moment_1, moment_2].map(Tensor::into_dispatch);
+    let (p, m, v) = match second {
+        None => Dispatch::adam_update(param, grad, moment_1, moment_2, coefficients),
+        Some(second) => Dispatch::adam_update_sum(
+            param,
+            grad,
+            second.into_dispatch(),
+            moment_1,
+            moment_2,
+            coefficients,
+        ),
+    };
     (
         Tensor::from_dispatch(p),
         Tensor::from_dispatch(m),
@@ -859,29 +845,59 @@ mod tests {
         }
     }
 
+    /// A parameter tensor past every launch limit, its gradient in two parts, both moments.
+    fn adam_inputs() -> [Vec<f32>; 5] {
+        let wave = |k: f32, scale: f32| -> Vec<f32> {
+            (0..PAST_EVERY_LIMIT)
+                .map(|i| scale * ((i as f32 + 1.0) * k).sin())
+                .collect()
+        };
+        let v = wave(0.53, 1e-3).iter().map(|x| x * x).collect();
+        let [p, a, b, m] = [(0.37, 0.05), (0.91, 1e-2), (0.61, 1e-2), (0.23, 1e-3)];
+        [
+            wave(p.0, p.1),
+            wave(a.0, a.1),
+            wave(b.0, b.1),
+            wave(m.0, m.1),
+            v,
+        ]
+    }
+
+    /// (param, moment 1, moment 2) after one Adam step on `device` with the gradient a + b:
+    /// added before the update, or by the update itself where `fused`.
+    fn adam_step(device: &Device, inputs: &[Vec<f32>; 5], fused: bool) -> [Vec<f32>; 3] {
+        let [p, a, b, m, v] = inputs
+            .clone()
+            .map(|x| Tensor::<1>::from_data(TensorData::new(x, [PAST_EVERY_LIMIT]), device));
+        let c = AdamCoefficients::new(0.9, 0.999, 1e-8, 1e-3, 7);
+        let (p, m, v) = if fused {
+            adam_update(p, a, Some(b), m, v, c)
+        } else {
+            adam_update(p, a + b, None, m, v, c)
+        };
+        [values(p), values(m), values(v)]
+    }
+
+    fn assert_adam_close(what: &str, gpu: &[Vec<f32>; 3], cpu: &[Vec<f32>; 3]) {
+        for ((name, g), c) in ["param", "moment 1", "moment 2"].iter().zip(gpu).zip(cpu) {
+            assert_close(
+                &format!("{what}: {name}, {PAST_EVERY_LIMIT} elements"),
+                g,
+                c,
+            );
+        }
+    }
+
     /// One Adam update of a parameter tensor past every launch limit, GPU against CPU,
     /// element by element (parameter and both moments).
     #[test]
     fn fused_adam_on_the_gpu_matches_the_cpu_past_every_limit() {
-        let n = PAST_EVERY_LIMIT;
-        let wave = |k: f32, scale: f32| -> Vec<f32> {
-            (0..n)
-                .map(|i| scale * ((i as f32 + 1.0) * k).sin())
-                .collect()
-        };
-        let (p, g, m) = (wave(0.37, 0.05), wave(0.91, 1e-2), wave(0.23, 1e-3));
-        let v: Vec<f32> = wave(0.53, 1e-3).iter().map(|x| x * x).collect();
-        let c = AdamCoefficients::new(0.9, 0.999, 1e-8, 1e-3, 7);
-        let run = |device: &Device| {
-            let [p, g, m, v] = [p.clone(), g.clone(), m.clone(), v.clone()]
-                .map(|x| Tensor::<1>::from_data(TensorData::new(x, [n]), device));
-            let (p, m, v) = adam_update(p, g, m, v, c);
-            [values(p), values(m), values(v)]
-        };
-        let (cpu, gpu) = (run(&Device::flex()), run(&gpu()));
-        for ((name, g), c) in ["param", "moment 1", "moment 2"].iter().zip(&gpu).zip(&cpu) {
-            assert_close(&format!("{name}, {n} elements"), g, c);
-        }
+        let inputs = adam_inputs();
+        let (cpu, gpu) = (
+            adam_step(&Device::flex(), &inputs, false),
+            adam_step(&gpu(), &inputs, false),
+        );
+        assert_adam_close("one gradient", &gpu, &cpu);
     }
 
     /// The update with two gradients (a CPU step's half batches) against the update with their
@@ -889,39 +905,10 @@ mod tests {
     /// through wgpu, past every launch limit.
     #[test]
     fn adam_of_two_gradients_is_adam_of_their_sum() {
-        let n = PAST_EVERY_LIMIT;
-        let wave = |k: f32, scale: f32| -> Vec<f32> {
-            (0..n)
-                .map(|i| scale * ((i as f32 + 1.0) * k).sin())
-                .collect()
-        };
-        let (p, a, b, m) = (
-            wave(0.37, 0.05),
-            wave(0.91, 1e-2),
-            wave(0.61, 1e-2),
-            wave(0.23, 1e-3),
-        );
-        let v: Vec<f32> = wave(0.53, 1e-3).iter().map(|x| x * x).collect();
-        let c = AdamCoefficients::new(0.9, 0.999, 1e-8, 1e-3, 7);
-        let run = |device: &Device, fused: bool| {
-            let [p, a, b, m, v] = [&p, &a, &b, &m, &v]
-                .map(|x| Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), device));
-            let (p, m, v) = if fused {
-                adam_update_sum(p, [a, b], m, v, c)
-            } else {
-                adam_update(p, a + b, m, v, c)
-            };
-            [values(p), values(m), values(v)]
-        };
-        let cpu = run(&Device::flex(), true);
-        assert_eq!(
-            cpu,
-            run(&Device::flex(), false),
-            "CPU: two gradients vs their sum"
-        );
-        let gpu = run(&gpu(), true);
-        for ((name, g), c) in ["param", "moment 1", "moment 2"].iter().zip(&gpu).zip(&cpu) {
-            assert_close(&format!("{name}, {n} elements"), g, c);
-        }
+        let inputs = adam_inputs();
+        let cpu = adam_step(&Device::flex(), &inputs, true);
+        let summed = adam_step(&Device::flex(), &inputs, false);
+        assert!(cpu == summed, "CPU: two gradients vs their sum differ");
+        assert_adam_close("two gradients", &adam_step(&gpu(), &inputs, true), &cpu);
     }
 }

@@ -19,7 +19,7 @@ use burn::optim::{
 use burn::tensor::{Device, Tensor};
 
 use super::halves;
-use crate::kernels::{AdamCoefficients, adam_update, adam_update_sum};
+use crate::kernels::{AdamCoefficients, adam_update};
 use crate::model::AutoEncoder;
 
 /// Adam as the reference configures it (betas 0.9 / 0.999, PyTorch's epsilon 1e-8 where Burn's
@@ -178,19 +178,20 @@ impl Optimizer for FusedAdam {
         };
         let time = time + 1;
         let coefficients = AdamCoefficients::new(self.beta_1, self.beta_2, self.epsilon, lr, time);
-        let second = self.seconds.as_ref().and_then(SecondGrads::next);
-        let (tensor, moment_1, moment_2) = match second {
-            Some(second) => {
+        let second = self
+            .seconds
+            .as_ref()
+            .and_then(SecondGrads::next)
+            .map(|second| {
                 assert_eq!(
                     second.dims()[0],
                     grad.shape().num_elements(),
                     "a second gradient queued for another parameter"
                 );
-                let second = second.reshape(grad.shape());
-                adam_update_sum(tensor, [grad, second], moment_1, moment_2, coefficients)
-            }
-            None => adam_update(tensor, grad, moment_1, moment_2, coefficients),
-        };
+                second.reshape(grad.shape())
+            });
+        let (tensor, moment_1, moment_2) =
+            adam_update(tensor, grad, second, moment_1, moment_2, coefficients);
         let momentum = AdaptiveMomentumState::new(time, moment_1, moment_2);
         (tensor, Some(AdamState::new(momentum)))
     }
