@@ -83,10 +83,10 @@ pub fn on_compute_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
 /// Runs `f` with the pool's second thread awake: until `f` returns, it spins in rayon's yield,
 /// taking whatever `f` forks, instead of falling asleep whenever the work pauses.
 ///
-/// A training step forks a dozen times (its two halves, each half's backward, the gradients'
-/// sum, Adam's chunks) with short serial stretches between, each long enough for rayon to put
-/// the idle thread to sleep, so every fork paid a futex wake-up: 3.8 % of a step on a 2-core
-/// Xeon VM, where spinning took the AE step from 4.77 to 4.64 ms (BENCHMARKS.md).
+/// A training step forks a dozen times (its two halves, each half's backward, Adam's chunks)
+/// with short serial stretches between, each long enough for rayon to put the idle thread to
+/// sleep, so every fork paid a futex wake-up: 3.8 % of a step on a 2-core Xeon VM, where
+/// spinning took the AE step from 4.77 to 4.64 ms (BENCHMARKS.md).
 ///
 /// Only on a pool of exactly two threads: the step's work is two halves, and with more threads
 /// a spinner stolen by a thread that is waiting inside a join would hold up that join until `f`
