@@ -3,7 +3,11 @@
 # on CUDA (eager and torch.compile), alternately, on the same card, in one command.
 #
 #   bench/gpu.sh prepare   here: build, and put what travels in .gpu/ (the stripped release
-#                          binary, xz-compressed; torch_ref.py) and .gl/ (the Vulkan loader)
+#                          binary, xz-compressed; torch_ref.py) and .gl/ (the Vulkan loader);
+#                          with SPIRV=1 (the default) also the build with the `spirv` feature
+#                          (CubeCL's own SPIR-V compiler instead of WGSL; ~20 min the first
+#                          time), as .gpu/latentlab-spirv.xz. Both without the MNIST copy
+#                          inside (data/mnist travels with the repository).
 #   bench/gpu.sh run       there: every measurement below, then $OUT/gpu_bench.{json,md,log}
 #
 # With the device tool (carry [".gl", ".gpu"]; the command must start by unpacking the loader):
@@ -14,8 +18,8 @@
 #
 # What runs (`run`), each item alternating which program goes first from round to round:
 # - one training step, AE and VAE, at each batch in BATCHES: `latentlab bench --device gpu`
-#   and `torch_ref.py --bench-only` eager (and `--compile` if COMPILE=1): median of STEPS
-#   steps after WARMUP, ROUNDS rounds;
+#   (the WGSL build, and the SPIR-V build where it travelled) and `torch_ref.py --bench-only`
+#   eager (and `--compile` if COMPILE=1): median of STEPS steps after WARMUP, ROUNDS rounds;
 # - a whole training run of EPOCHS epochs of each model (TRAIN_ROUNDS rounds): latentlab on the
 #   GPU, PyTorch on CUDA, and latentlab on the CPU of the same machine (the parity check:
 #   the same seed must reach the same test losses on both devices);
@@ -35,13 +39,31 @@ unxz_to() {
   chmod +x "$2"
 }
 
+# Builds latentlab with `features` (and without the MNIST copy inside: data/mnist travels with
+# the repository, and two copies more would not fit the 64 MiB) in target/gpu-NAME, seeded
+# from target/release so that only what the features touch is rebuilt; then strips and
+# compresses it to .gpu/FILE.xz.
+travel_build() {  # NAME FILE [cargo feature arguments]
+  local dir=target/gpu-$1 file=$2
+  shift 2
+  if [ ! -d "$dir/release" ]; then mkdir -p "$dir" && cp -a target/release "$dir/"; fi
+  CARGO_TARGET_DIR=$dir cargo build --release --locked --no-default-features "$@"
+  strip -o ".gpu/$file" "$dir/release/latentlab"
+  xz -T0 -6 -f ".gpu/$file"
+}
+
 prepare() {
   cargo build --release --locked
   mkdir -p .gpu .gl
   grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >>.git/info/exclude
   grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >>.git/info/exclude
-  strip -o .gpu/latentlab target/release/latentlab
-  xz -T0 -6 -f .gpu/latentlab
+  travel_build wgsl latentlab
+  if [ "${SPIRV:-1}" = 1 ]; then
+    # The first time ~20 min: the feature changes Burn's build.
+    travel_build spirv latentlab-spirv --features spirv
+  else
+    rm -f .gpu/latentlab-spirv.xz
+  fi
   cp "${TORCH_REF:-../shared/reference/torch_ref.py}" .gpu/torch_ref.py
   if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
     local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
@@ -50,6 +72,12 @@ prepare() {
     (cd .gl && apt-get $o download libvulkan1)
   fi
   du -ch .gpu/* .gl/* | tail -n 1
+  # The device tool takes at most 64 MiB: the repository's tracked files and what is carried.
+  local bytes
+  bytes=$( (git ls-files -z | xargs -0 du -cb; du -cb .gpu/* .gl/*) | awk '$2 == "total" { s += $1 } END { print s }')
+  echo "$((bytes >> 20)) MiB travel (tracked files included)"
+  [ "$bytes" -le $((64 << 20)) ] || echo "warning: over the device tool's 64 MiB"
+
   echo "ready: carry .gl and .gpu; run: for f in .gl/*.deb; do dpkg -x \$f /; done; ldconfig; bash bench/gpu.sh run"
 }
 
@@ -65,6 +93,11 @@ run() {
   local bin=target/release/latentlab
   if [ -f .gpu/latentlab.xz ]; then
     unxz_to .gpu/latentlab.xz /tmp/latentlab && bin=/tmp/latentlab
+  fi
+  # The SPIR-V build, where it travelled (or SPIRV_BIN names one): timed beside the WGSL one.
+  local spirv_bin=${SPIRV_BIN:-}
+  if [ -z "$spirv_bin" ] && [ -f .gpu/latentlab-spirv.xz ]; then
+    unxz_to .gpu/latentlab-spirv.xz /tmp/latentlab-spirv && spirv_bin=/tmp/latentlab-spirv
   fi
   local ref=.gpu/torch_ref.py
   [ -f "$ref" ] || ref=${TORCH_REF:-../shared/reference/torch_ref.py}
@@ -91,11 +124,11 @@ run() {
   # One record per measurement: {"what": ..., "side": ..., ...} on one line.
   record() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$1" "$2" >>"$jsonl"; }
 
-  ours_step() {  # model batch round [arch: mlp (default) or conv]
-    local t0=$SECONDS j arch=${4:-mlp} side=latentlab-wgpu
+  ours_step() {  # model batch round [arch: mlp (default) or conv] [binary] [side]
+    local t0=$SECONDS j arch=${4:-mlp} side=${6:-latentlab-wgpu} b=${5:-$bin}
     [ "$arch" = conv ] && side=latentlab-wgpu-conv
-    j=$("$bin" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json) || { echo "latentlab bench $1 $2 $arch failed"; return 0; }
-    echo "step $1 $arch b$2 r$3 latentlab: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"]))') [$((SECONDS - t0)) s]"
+    j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json) || { echo "$side bench $1 $2 $arch failed"; return 1; }
+    echo "step $1 $arch b$2 r$3 $side: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"]))') [$((SECONDS - t0)) s]"
     record "{\"what\":\"step\",\"side\":\"$side\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$j"
   }
   torch_step() {  # model batch round side [--compile]
@@ -131,28 +164,48 @@ run() {
   # (cold); the second start finds them in target/environment (warm).
   local parts=${PARTS:-"startup steps conv train"} deadline=$((SECONDS + ${DEADLINE_S:-100000}))
   late() { [ "$SECONDS" -ge "$deadline" ] && { echo "deadline reached: skipping $*"; return 0; }; return 1; }
-  [[ " $parts " == *" startup "* ]] && for state in cold warm; do
-    local t0 j
-    t0=$(date +%s.%N)
-    j=$("$bin" bench --model vae --device gpu --batch-size 128 --steps 1 --warmup 0 --json) || j='{}'
-    local secs
-    secs=$(python3 -c "import sys; print(round($(date +%s.%N) - $t0, 3))")
-    echo "start to first step ($state): $secs s"
-    record "{\"what\":\"startup\",\"side\":\"latentlab-wgpu\",\"state\":\"$state\",\"wall_s\":$secs}" "$j"
-  done
+  # Each build keeps its compiled kernels and autotune results in its own files, so each
+  # starts cold once.
+  startup() {  # binary side
+    local state t0 j secs
+    for state in cold warm; do
+      t0=$(date +%s.%N)
+      j=$("$1" bench --model vae --device gpu --batch-size 128 --steps 1 --warmup 0 --json) \
+        || { echo "start to first step ($2, $state): failed"; return 1; }
+      secs=$(python3 -c "import sys; print(round($(date +%s.%N) - $t0, 3))")
+      echo "start to first step ($2, $state): $secs s"
+      record "{\"what\":\"startup\",\"side\":\"$2\",\"state\":\"$state\",\"wall_s\":$secs}" "$j"
+    done
+  }
+  if [[ " $parts " == *" startup "* ]]; then
+    startup "$bin" latentlab-wgpu || true
+    if [ -n "$spirv_bin" ] && ! startup "$spirv_bin" latentlab-wgpu-spirv; then
+      echo "the SPIR-V build failed on this machine: not tried again"
+      spirv_bin=""
+    fi
+  fi
+  # The SPIR-V build's step, where there is one: right after the WGSL build's, in the same
+  # alternation.
+  ours_steps() {  # model batch round
+    ours_step "$1" "$2" "$3" || true
+    if [ -n "$spirv_bin" ] && ! ours_step "$1" "$2" "$3" mlp "$spirv_bin" latentlab-wgpu-spirv; then
+      echo "the SPIR-V build failed on this machine: not tried again"
+      spirv_bin=""
+    fi
+  }
 
   [[ " $parts " == *" steps "* ]] && for r in $(seq "${ROUND_START:-1}" "$rounds"); do
     for model in ae vae; do
       for b in $batches; do
         late "step round $r $model $b" && continue
         if [ $((r % 2)) -eq 1 ]; then
-          ours_step "$model" "$b" "$r"
+          ours_steps "$model" "$b" "$r"
           torch_step "$model" "$b" "$r" "torch-$tdev-eager"
           [ "$compile" = 1 ] && torch_step "$model" "$b" "$r" "torch-$tdev-compile" --compile
         else
           [ "$compile" = 1 ] && torch_step "$model" "$b" "$r" "torch-$tdev-compile" --compile
           torch_step "$model" "$b" "$r" "torch-$tdev-eager"
-          ours_step "$model" "$b" "$r"
+          ours_steps "$model" "$b" "$r"
         fi
       done
     done
@@ -162,7 +215,7 @@ run() {
   [[ " $parts " == *" conv "* ]] && for r in $(seq "$rounds"); do
     for model in ae vae; do
       late "conv round $r $model" && continue
-      ours_step "$model" 128 "$r" conv
+      ours_step "$model" 128 "$r" conv || true
     done
   done
   [[ " $parts " == *" train "* ]] && for r in $(seq "$train_rounds"); do

@@ -14,6 +14,10 @@ import sys
 from collections import defaultdict
 
 
+def ours_mlp(side):
+    return side.startswith("latentlab") and not side.endswith("-conv")
+
+
 def main(src, out_json, out_md):
     records = [json.loads(line) for line in open(src) if line.strip()]
     steps = defaultdict(list)
@@ -29,12 +33,13 @@ def main(src, out_json, out_md):
     for model in ("ae", "vae"):
         for batch in sorted({k[1] for k in steps if k[0] == model}):
             sides = {s: statistics.median(v) for (m, b, s), v in steps.items() if m == model and b == batch}
-            ours_side = next((s for s in sorted(sides) if s.startswith("latentlab")), None)
-            ours = sides.get(ours_side)
             row = {"model": model, "batch": batch, "median_ms": sides,
                    "rounds": {s: len(v) for (m, b, s), v in steps.items() if m == model and b == batch}}
-            if ours is not None:
-                row["ratio_latentlab_to"] = {s: ours / t for s, t in sides.items() if not s.startswith("latentlab") and t > 0}
+            # Each latentlab build of the same model (WGSL, SPIR-V; not the conv model) against
+            # each PyTorch side.
+            row["ratios"] = {f"{o} / {t}": sides[o] / sides[t]
+                             for o in sorted(sides) if ours_mlp(o)
+                             for t in sorted(sides) if not t.startswith("latentlab") and sides[t] > 0}
             step_rows.append(row)
 
     train_rows = []
@@ -63,14 +68,14 @@ def main(src, out_json, out_md):
              f"instruction set {first.get('instruction_set', '?')}, latentlab's denormals {first.get('denormals', '?')}", ""]
     if step_rows:
         sides = sorted({s for r in step_rows for s in r["median_ms"]})
+        pairs = sorted({p for r in step_rows for p in r["ratios"]})
         lines += ["One training step, median over rounds of each round's median (ms); ratio = latentlab / PyTorch.", "",
-                  "| model | batch | " + " | ".join(sides) + " | ratio vs " + " | ratio vs ".join(s for s in sides if not s.startswith("latentlab")) + " |",
-                  "| --- | --- | " + " | ".join("---" for _ in sides) + " | " + " | ".join("---" for s in sides if not s.startswith("latentlab")) + " |"]
+                  "| model | batch | " + " | ".join(sides + pairs) + " |",
+                  "| --- | --- | " + " | ".join("---" for _ in sides + pairs) + " |"]
         for r in step_rows:
             cells = [f"{r['median_ms'][s]:.3f}" if s in r["median_ms"] else "-" for s in sides]
-            ratio = r.get("ratio_latentlab_to", {})
-            ratios = [f"{ratio[s]:.2f}x" if s in ratio else "-" for s in sides if not s.startswith("latentlab")]
-            lines.append(f"| {r['model']} | {r['batch']} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+            ratios = [f"{r['ratios'][p]:.2f}x" if p in r["ratios"] else "-" for p in pairs]
+            lines.append(f"| {r['model']} | {r['batch']} | " + " | ".join(cells + ratios) + " |")
         lines.append("")
     if train_rows:
         lines += ["Whole training runs: seconds of each epoch's training loop, their sum, process wall time, test losses.", "",
@@ -88,7 +93,7 @@ def main(src, out_json, out_md):
                              f"{by[o]['wall_s'] / by[t]['wall_s']:.2f}x (whole processes)")
     for r in records:
         if r["what"] == "startup":
-            lines.append(f"Start to first step, {r['state']}: {r['wall_s']:.1f} s (one VAE step at batch 128, process start included)")
+            lines.append(f"Start to first step, {r['side']}, {r['state']}: {r['wall_s']:.1f} s (one VAE step at batch 128, process start included)")
     for p in parity:
         lines.append(f"Parity {p['model']}: latentlab GPU test loss {p['gpu_test_loss']:.3f}, CPU {p['cpu_test_loss']:.3f}, "
                      f"relative difference {100 * p['relative_difference']:.3f} %")

@@ -13,7 +13,7 @@ use crate::device;
 use crate::error::AppError;
 use crate::stats::percentile;
 use crate::train::adam::{adam, burn_adam};
-use crate::train::session::{Session, read_scalar};
+use crate::train::session::{EpochOrder, Session, read_scalar};
 use crate::train::{load_data, rng};
 
 #[derive(Debug, Serialize)]
@@ -56,6 +56,9 @@ pub struct BenchResult {
     /// GPU kernels launched per timed step, as CubeCL's launch observer counts them (fused
     /// kernels count once); 0 on the CPU backend.
     pub kernel_launches_per_step: f64,
+    /// The same launches by kernel name, most frequent first, so that a change to the step
+    /// shows which launches it saved.
+    pub kernel_launches_by_kernel: LaunchesByKernel,
     /// The widest vector instructions the CPU offers the matrix products, and how its computing
     /// threads treat denormal floats.
     pub instruction_set: &'static str,
@@ -76,7 +79,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         args.model.is_variational(),
     );
     let (warmup, steps) = (args.warmup as usize, args.steps as usize);
-    let (times, kernel_launches_per_step) =
+    let (times, kernel_launches_by_kernel) =
         time_steps(&mut session, &batches, &opened.device, warmup, steps)?;
     // Where the time goes: the same steps again, waiting for the device after each phase.
     let [forward, backward, optimizer] = time_phases(
@@ -94,7 +97,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
     let result = BenchResult {
         model: args.model.as_str().into(),
         device: args.device.as_str().into(),
-        backend: opened.backend.into(),
+        backend: opened.backend.clone(),
         adapter: opened.adapter.clone(),
         batch_size: bs,
         hidden: session.settings.model.hidden,
@@ -115,7 +118,8 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         share_of_peak: peak_gflops.map(|p| gflops_at_median / p),
         syncs_per_step: 1.0,
         train_sync_every: session.sync_every,
-        kernel_launches_per_step,
+        kernel_launches_per_step: kernel_launches_by_kernel.iter().map(|(_, n)| n).sum(),
+        kernel_launches_by_kernel,
         instruction_set: device::cpu::instruction_set(),
         denormals: device::cpu::denormal_mode().as_str(),
         threads: rayon::current_num_threads(),
@@ -171,10 +175,11 @@ fn open_session(args: &BenchArgs) -> Result<(Session, device::OpenedDevice), App
     Ok((session, opened))
 }
 
-/// The batches of the timed steps: real training images in a fixed shuffled order, and one
-/// fixed noise draw for the VAE; gathered before the clock starts, as in the reference.
+/// The batches of the timed steps: real training images in a fixed shuffled order, taken
+/// the way training takes them (`EpochOrder`), and one fixed noise draw for the VAE; made
+/// ready before the clock starts, as in the reference.
 struct Batches {
-    perm: Vec<i64>,
+    order: EpochOrder,
     noise: Option<Vec<f32>>,
     size: usize,
     latent: usize,
@@ -183,26 +188,29 @@ struct Batches {
 impl Batches {
     fn new(session: &Session, size: usize, variational: bool) -> Batches {
         let latent = session.settings.model.latent;
+        // A set smaller than the batch is one batch, as in training.
+        let size = size.min(session.train.len()).max(1);
+        let perm = rng::epoch_permutation(1, 1, session.train.len());
         Batches {
-            perm: rng::epoch_permutation(1, 1, session.train.len()),
+            order: EpochOrder::new(&session.train, perm, size),
             noise: variational.then(|| rng::epoch_noise(1, 1, size, latent)),
             size,
             latent,
         }
     }
 
+    /// The `step`th batch, starting over from the first when the set runs out.
     fn get(&self, session: &Session, step: usize) -> (Tensor<2>, Option<Tensor<2>>) {
-        let n = self.perm.len();
-        let idx: Vec<i64> = (0..self.size)
-            .map(|i| self.perm[(step * self.size + i) % n])
-            .collect();
+        let per_pass = (session.train.len() / self.size).max(1);
+        let a = (step % per_pass) * self.size;
+        let b = a + self.size;
         let eps = self.noise.as_ref().map(|noise| {
             Tensor::<2>::from_data(
                 TensorData::new(noise.clone(), [self.size, self.latent]),
                 &session.device,
             )
         });
-        (session.train.gather(&idx), eps)
+        (self.order.batch(&session.train, a..b), eps)
     }
 }
 
@@ -213,14 +221,14 @@ fn sync(device: &burn::tensor::Device) -> Result<(), AppError> {
 }
 
 /// Milliseconds of each of `steps` whole steps after `warmup` untimed ones, each waited for;
-/// and the kernel launches per timed step.
+/// and the kernel launches per timed step, by kernel.
 fn time_steps(
     session: &mut Session,
     batches: &Batches,
     device: &burn::tensor::Device,
     warmup: usize,
     steps: usize,
-) -> Result<(Vec<f32>, f64), AppError> {
+) -> Result<(Vec<f32>, LaunchesByKernel), AppError> {
     let mut times = Vec::with_capacity(steps);
     let launches = std::sync::Arc::new(LaunchCounter::default());
     let mut watching = None;
@@ -238,7 +246,7 @@ fn time_steps(
         }
     }
     drop(watching);
-    Ok((times, launches.count() as f64 / steps as f64))
+    Ok((times, launches.per_step(steps)))
 }
 
 /// Median milliseconds of the three phases of `steps` steps from step `first` on, the device
@@ -326,18 +334,64 @@ fn matmul_peak_gflops() -> f64 {
     2.0 * (n * n * n) as f64 / best / 1e9
 }
 
-/// Counts kernel launches while installed (CubeCL calls it on the launching thread).
+/// Kernel launches per step by kernel name, most frequent first.
+type LaunchesByKernel = Vec<(String, f64)>;
+
+/// Counts kernel launches by kernel name while installed (CubeCL calls it on the launching
+/// thread).
 #[derive(Default)]
-struct LaunchCounter(std::sync::atomic::AtomicUsize);
+struct LaunchCounter(std::sync::Mutex<std::collections::HashMap<&'static str, usize>>);
 
 impl LaunchCounter {
-    fn count(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    /// Launches per step by kernel, most frequent first (ties by name, so runs compare).
+    fn per_step(&self, steps: usize) -> LaunchesByKernel {
+        let counts = self.0.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut rows: Vec<(String, f64)> = counts
+            .into_iter()
+            .map(|(name, n)| (short_kernel_name(name), n as f64 / steps.max(1) as f64))
+            .collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rows
     }
 }
 
+/// A kernel's type name without its type parameters' paths, which run to a thousand
+/// characters for a matrix product: the path, and the last segment of each parameter.
+fn short_kernel_name(name: &str) -> String {
+    let Some((path, params)) = name.split_once('<') else {
+        return name.to_string();
+    };
+    let mut seen = std::collections::HashSet::new();
+    let params: Vec<&str> = params
+        .split([',', '<', '>', '(', ')'])
+        .map(|p| p.trim().rsplit("::").next().unwrap_or(""))
+        .filter(|p| !p.is_empty() && !p.starts_with("__") && seen.insert(*p))
+        .collect();
+    format!("{path}<{}>", params.join(", "))
+}
+
 impl cubecl::logging::LaunchObserver for LaunchCounter {
-    fn launched(&self, _kernel: &'static str) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fn launched(&self, kernel: &'static str) {
+        if let Ok(mut counts) = self.0.lock() {
+            *counts.entry(kernel).or_default() += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_kernel_name;
+
+    #[test]
+    fn kernel_names_keep_their_path_and_the_last_segment_of_each_parameter() {
+        assert_eq!(
+            short_kernel_name("m::MatmulEntry<a::TensorArgs, b::Dyn<c::__Lhs>, d::Dyn<e::__Rhs>>"),
+            "m::MatmulEntry<TensorArgs, Dyn>"
+        );
+        assert_eq!(
+            short_kernel_name("m::MatmulEntry<x::FusedMatmulArgs, b::Dyn<c::__Lhs>>"),
+            "m::MatmulEntry<FusedMatmulArgs, Dyn>"
+        );
+        assert_eq!(short_kernel_name("k::AdamUpdate"), "k::AdamUpdate");
     }
 }

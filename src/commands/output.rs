@@ -218,7 +218,7 @@ fn summarise(
         model: settings.model.kind.as_str().to_string(),
         dataset: dataset.to_string(),
         device: settings.device.as_str().to_string(),
-        backend: opened.backend.to_string(),
+        backend: opened.backend.clone(),
         adapter: opened.adapter.clone(),
         epochs: rows.len(),
         test_recon: last.map_or(f64::NAN, |r| r.test_recon),

@@ -1,5 +1,6 @@
 //! MNIST inside the binary: the four gzipped IDX files of `data/mnist/` (11 MB), so that an
-//! installed `latentlab` (`cargo install --path .`) trains in any folder, offline.
+//! installed `latentlab` (`cargo install --path .`) trains in any folder, offline. The
+//! `bundled-mnist` feature (on by default) puts them there.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ pub fn label(name: &str) -> PathBuf {
 }
 
 /// The bytes of one of the four files, by its standard name (without `.gz`).
+#[cfg(feature = "bundled-mnist")]
 pub fn file(name: &str) -> Option<&'static [u8]> {
     Some(match name {
         "train-images-idx3-ubyte" => include_bytes!("../../data/mnist/train-images-idx3-ubyte.gz"),
@@ -21,4 +23,10 @@ pub fn file(name: &str) -> Option<&'static [u8]> {
         "t10k-labels-idx1-ubyte" => include_bytes!("../../data/mnist/t10k-labels-idx1-ubyte.gz"),
         _ => return None,
     })
+}
+
+/// A build without the `bundled-mnist` feature has no copy: MNIST is read from `data/mnist`.
+#[cfg(not(feature = "bundled-mnist"))]
+pub fn file(_name: &str) -> Option<&'static [u8]> {
+    None
 }

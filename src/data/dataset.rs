@@ -176,8 +176,10 @@ pub fn load_dataset(
     known: Option<&KnownSet>,
 ) -> Result<Dataset, DataError> {
     // MNIST's default folder is missing outside a clone of the repository (after `cargo
-    // install`): then the copy inside the binary is read.
-    let from_binary = name == "mnist" && dir == Path::new(super::bundled::DEFAULT_DIR);
+    // install`): then the copy inside the binary is read, where the build has one.
+    let from_binary = cfg!(feature = "bundled-mnist")
+        && name == "mnist"
+        && dir == Path::new(super::bundled::DEFAULT_DIR);
     if !dir.is_dir() && !from_binary {
         return Err(DataError::MissingDir {
             dir: dir.to_path_buf(),

@@ -46,8 +46,10 @@ pub enum DeviceError {
 pub struct OpenedDevice {
     /// The autodiff device training runs on.
     pub device: Device,
-    /// The Burn backend: "flex" or "wgpu".
-    pub backend: &'static str,
+    /// The Burn backend: "flex", or on a GPU wgpu with the shader language CubeCL compiles its
+    /// kernels to: "wgpu<wgsl>", or "wgpu<spirv>" in a build with the `spirv` feature on a
+    /// Vulkan adapter that has what CubeCL's SPIR-V needs.
+    pub backend: String,
     /// The adapter's own name ("llvmpipe (LLVM 15.0.6, 256 bits)", "NVIDIA H100 ..."), or the CPU's.
     pub adapter: String,
 }
@@ -67,21 +69,38 @@ pub fn open(choice: DeviceChoice) -> Result<OpenedDevice, DeviceError> {
     match choice {
         DeviceChoice::Cpu => Ok(OpenedDevice {
             device: Device::flex().autodiff(),
-            backend: "flex",
+            backend: "flex".to_string(),
             adapter: cpu_name(),
         }),
         DeviceChoice::Gpu => {
             let device = Device::wgpu(DeviceKind::DefaultDevice);
-            let adapter = quietly(|| device.identity().map(|id| id.name))
-                .map_err(DeviceError::NoAdapter)?
-                .unwrap_or_else(|| "unnamed wgpu adapter".to_string());
+            let (adapter, runtime) = quietly(|| {
+                let adapter = device.identity().map(|id| id.name);
+                (
+                    adapter,
+                    <burn::backend::Dispatch as burn::backend::Backend>::name(device.as_dispatch()),
+                )
+            })
+            .map_err(DeviceError::NoAdapter)?;
             Ok(OpenedDevice {
                 device: device.autodiff(),
-                backend: "wgpu",
-                adapter,
+                backend: wgpu_runtime(&runtime),
+                adapter: adapter.unwrap_or_else(|| "unnamed wgpu adapter".to_string()),
             })
         }
     }
+}
+
+/// "wgpu<spirv>" out of Burn's name for a device's backend stack
+/// ("dispatch<fusion<cubecl<wgpu<spirv>>>>"); "wgpu" where the name has no such part.
+fn wgpu_runtime(stack: &str) -> String {
+    stack
+        .find("wgpu<")
+        .and_then(|start| {
+            let rest = &stack[start..];
+            rest.find('>').map(|end| rest[..=end].to_string())
+        })
+        .unwrap_or_else(|| "wgpu".to_string())
 }
 
 /// One adapter wgpu sees.
@@ -91,7 +110,8 @@ pub struct AdapterInfo {
     pub id: String,
 }
 
-/// The adapters wgpu sees, and the name of the one `--device gpu` takes.
+/// The adapters wgpu sees, and the one `--device gpu` takes, with the shader language its
+/// kernels are compiled to.
 pub fn list_adapters() -> Result<(Vec<AdapterInfo>, String), DeviceError> {
     let all = quietly(|| {
         Device::enumerate(DeviceType::Wgpu)
@@ -104,8 +124,11 @@ pub fn list_adapters() -> Result<(Vec<AdapterInfo>, String), DeviceError> {
             .collect::<Vec<_>>()
     })
     .map_err(DeviceError::NoAdapter)?;
-    let chosen = open(DeviceChoice::Gpu)?.adapter;
-    Ok((all, chosen))
+    let opened = open(DeviceChoice::Gpu)?;
+    Ok((
+        all,
+        format!("{} through {}", opened.adapter, opened.backend),
+    ))
 }
 
 /// Runs `f`, turning a panic of the graphics stack into its message, without printing it.
@@ -192,4 +215,19 @@ pub fn private_runtime_dir() -> Option<std::path::PathBuf> {
 #[cfg(not(unix))]
 pub fn private_runtime_dir() -> Option<std::path::PathBuf> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wgpu_runtime;
+
+    #[test]
+    fn the_shader_language_is_read_out_of_burns_backend_name() {
+        assert_eq!(
+            wgpu_runtime("dispatch<fusion<cubecl<wgpu<spirv>>>>"),
+            "wgpu<spirv>"
+        );
+        assert_eq!(wgpu_runtime("dispatch<cubecl<wgpu<wgsl>>>"), "wgpu<wgsl>");
+        assert_eq!(wgpu_runtime("dispatch<something else>"), "wgpu");
+    }
 }

@@ -198,7 +198,7 @@ pub fn train_new(
     let config = RunConfig {
         latentlab_version: env!("CARGO_PKG_VERSION").to_string(),
         settings: settings.clone(),
-        backend: opened.backend.to_string(),
+        backend: opened.backend.clone(),
         adapter: opened.adapter.clone(),
         created: chrono::Local::now().to_rfc3339(),
     };

@@ -19,7 +19,7 @@ use crate::config::TrainSettings;
 use crate::data::Dataset;
 
 pub use super::readback::{read_scalar, read_vec};
-pub use super::split::DeviceSplit;
+pub use super::split::{DeviceSplit, EpochOrder};
 use crate::model::{AutoEncoder, LatentUsage, latent_usage};
 
 /// Images per forward pass when evaluating or encoding (no gradients, so larger is fine).
@@ -191,7 +191,7 @@ impl Session {
         let n = self.train.len();
         let steps = self.steps_per_epoch();
         let start = Instant::now();
-        let perm = rng::epoch_permutation(seed, epoch, n);
+        let order = EpochOrder::new(&self.train, rng::epoch_permutation(seed, epoch, n), bs);
         let noise = self.settings.model.kind.is_variational().then(|| {
             Tensor::<2>::from_data(
                 TensorData::new(rng::epoch_noise(seed, epoch, n, latent), [n, latent]),
@@ -209,7 +209,7 @@ impl Session {
                 return Err(TrainError::Interrupted { epoch });
             }
             let (a, b) = (step * bs, ((step + 1) * bs).min(n));
-            let mut x = self.train.gather(&perm[a..b]);
+            let mut x = order.batch(&self.train, a..b);
             if let Some(stream) = binarize.as_mut() {
                 x = bernoulli(x, stream);
             }
