@@ -1,7 +1,8 @@
 //! A model, its optimiser and the data set, resident on one device: the training loop proper.
 //!
-//! The whole data set is uploaded once (`split`); a batch is a `select` of rows on the device,
-//! so the host sends only an index permutation (and the VAE's noise) per epoch.
+//! The whole data set is uploaded once (`split`); a batch is a `select` of rows on the CPU, a
+//! slice of the epoch's permuted copy on a GPU (`EpochOrder`), so the host sends only an index
+//! permutation (and the VAE's noise) per epoch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
