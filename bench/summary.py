@@ -64,7 +64,8 @@ def main(src, out_json, out_md):
         json.dump(summary, fh, indent=1)
 
     first = next((r for r in records if "adapter" in r), {})
-    lines = [f"Device: {first.get('adapter', '?')}; CPU {first.get('cpu', '?')}, "
+    backends = sorted({r["backend"] for r in records if "backend" in r})
+    lines = [f"Device: {first.get('adapter', '?')} ({', '.join(backends) or '?'}); CPU {first.get('cpu', '?')}, "
              f"instruction set {first.get('instruction_set', '?')}, latentlab's denormals {first.get('denormals', '?')}", ""]
     if step_rows:
         sides = sorted({s for r in step_rows for s in r["median_ms"]})
