@@ -53,6 +53,7 @@ travel_build() {  # NAME FILE [cargo feature arguments]
 }
 
 prepare() {
+  # The default build, brought up to date: a travel build's folder starts as a copy of it.
   cargo build --release --locked
   mkdir -p .gpu .gl
   grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >>.git/info/exclude

@@ -60,6 +60,16 @@ pub struct Optimiser {
 }
 
 impl Optimiser {
+    /// This optimiser with the per-parameter states `load` makes of Burn's fresh ones (a
+    /// checkpoint's); the update and its second-gradient channel stay as they are.
+    pub fn load<E>(
+        mut self,
+        load: impl FnOnce(ModuleOptimizer) -> Result<ModuleOptimizer, E>,
+    ) -> Result<Optimiser, E> {
+        self.module = load(self.module)?;
+        Ok(self)
+    }
+
     /// One Adam step of every parameter of `model` with a gradient.
     pub fn step(&mut self, lr: LearningRate, model: AutoEncoder, grads: Grads) -> AutoEncoder {
         let grads = match (grads, &self.seconds) {
@@ -252,12 +262,9 @@ mod tests {
                     .module
                     .into_bytes()
                     .expect("optimizer state serialises");
-                let mut loaded = fresh();
-                loaded.module = loaded
-                    .module
-                    .from_bytes(bytes)
+                optim = fresh()
+                    .load(|fresh| fresh.from_bytes(bytes))
                     .expect("optimizer state loads");
-                optim = loaded;
             }
         }
         let model = model.valid();
