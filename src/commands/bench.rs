@@ -32,6 +32,12 @@ pub struct BenchResult {
     pub median_step_ms: f64,
     pub p10_step_ms: f64,
     pub p90_step_ms: f64,
+    /// Median milliseconds of the same steps until `step` returned on the calling thread,
+    /// before the loss is read back: the host's own work (Burn's graph, fusion, the launches
+    /// handed on), the GPU still running behind it. Near the whole step, the host is the
+    /// bottleneck and fewer launches on the device will not help; well under it, the device
+    /// (or its driver thread) is.
+    pub median_enqueue_ms: f64,
     pub images_per_sec: f64,
     /// Medians of the three phases of a step, each waited for, over a second run of the same
     /// number of steps (the waits would distort the timing of whole steps on a GPU).
@@ -79,7 +85,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         args.model.is_variational(),
     );
     let (warmup, steps) = (args.warmup as usize, args.steps as usize);
-    let (times, kernel_launches_by_kernel) =
+    let (times, enqueue, kernel_launches_by_kernel) =
         time_steps(&mut session, &batches, &opened.device, warmup, steps)?;
     // Where the time goes: the same steps again, waiting for the device after each phase.
     let [forward, backward, optimizer] = time_phases(
@@ -108,6 +114,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         median_step_ms: median,
         p10_step_ms: percentile(&times, 10.0),
         p90_step_ms: percentile(&times, 90.0),
+        median_enqueue_ms: percentile(&enqueue, 50.0),
         images_per_sec: bs as f64 / (median / 1e3),
         median_forward_ms: forward,
         median_backward_ms: backward,
@@ -118,7 +125,10 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         share_of_peak: peak_gflops.map(|p| gflops_at_median / p),
         syncs_per_step: 1.0,
         train_sync_every: session.sync_every,
-        kernel_launches_per_step: kernel_launches_by_kernel.iter().map(|(_, n)| n).sum(),
+        // From +0.0: an empty f64 sum is -0.0, which printed as "-0 kernel launches".
+        kernel_launches_per_step: kernel_launches_by_kernel
+            .iter()
+            .fold(0.0, |sum, (_, n)| sum + n),
         kernel_launches_by_kernel,
         instruction_set: device::cpu::instruction_set(),
         denormals: device::cpu::denormal_mode().as_str(),
@@ -221,15 +231,17 @@ fn sync(device: &burn::tensor::Device) -> Result<(), AppError> {
 }
 
 /// Milliseconds of each of `steps` whole steps after `warmup` untimed ones, each waited for;
-/// and the kernel launches per timed step, by kernel.
+/// the milliseconds of each until the host had handed its work on (see
+/// [`BenchResult::median_enqueue_ms`]); and the kernel launches per timed step, by kernel.
 fn time_steps(
     session: &mut Session,
     batches: &Batches,
     device: &burn::tensor::Device,
     warmup: usize,
     steps: usize,
-) -> Result<(Vec<f32>, LaunchesByKernel), AppError> {
+) -> Result<(Vec<f32>, Vec<f32>, LaunchesByKernel), AppError> {
     let mut times = Vec::with_capacity(steps);
+    let mut enqueue = Vec::with_capacity(steps);
     let launches = std::sync::Arc::new(LaunchCounter::default());
     let mut watching = None;
     for step in 0..warmup + steps {
@@ -240,13 +252,15 @@ fn time_steps(
         sync(device)?;
         let start = Instant::now();
         let loss = session.step(x, eps);
+        let handed_on = start.elapsed();
         read_scalar(loss)?; // waits for the device
         if step >= warmup {
             times.push(start.elapsed().as_secs_f32() * 1e3);
+            enqueue.push(handed_on.as_secs_f32() * 1e3);
         }
     }
     drop(watching);
-    Ok((times, launches.per_step(steps)))
+    Ok((times, enqueue, launches.per_step(steps)))
 }
 
 /// Median milliseconds of the three phases of `steps` steps from step `first` on, the device
@@ -283,7 +297,7 @@ impl BenchResult {
     /// The text `bench` prints without `--json`.
     fn sentence(&self) -> String {
         format!(
-            "{} {}-{}-{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {:.0} kernel launches per step; {} threads on {} cores of {} ({}, denormals {}), {} build",
+            "{} {}-{}-{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}; host done after {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {:.0} kernel launches per step; {} threads on {} cores of {} ({}, denormals {}), {} build",
             self.model.to_uppercase(),
             self.hidden[0],
             self.hidden[1],
@@ -295,6 +309,7 @@ impl BenchResult {
             self.median_step_ms,
             self.p10_step_ms,
             self.p90_step_ms,
+            self.median_enqueue_ms,
             self.images_per_sec,
             self.gflops_at_median,
             match (self.peak_gflops, self.share_of_peak) {

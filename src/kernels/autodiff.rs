@@ -10,7 +10,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::Shape;
 
-use super::{AdamCoefficients, FusedOps};
+use super::{AdamCoefficients, FusedOps, PairUpdate};
 
 #[derive(Debug)]
 struct ReparamKlBackward;
@@ -172,6 +172,34 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             moment_2.into_primitive(),
             coefficients,
         ))
+    }
+
+    /// As [`FusedOps::adam_update`]: on the inner backend, never recorded.
+    fn adam_update_pair(
+        param_a: FloatTensor<Self>,
+        grad_a: FloatTensor<Self>,
+        moment_1_a: FloatTensor<Self>,
+        moment_2_a: FloatTensor<Self>,
+        param_b: FloatTensor<Self>,
+        grad_b: FloatTensor<Self>,
+        moment_1_b: FloatTensor<Self>,
+        moment_2_b: FloatTensor<Self>,
+        coefficients: AdamCoefficients,
+    ) -> PairUpdate<Self> {
+        let (pa, ma, va, pb, mb, vb) = B::adam_update_pair(
+            param_a.into_primitive(),
+            grad_a.into_primitive(),
+            moment_1_a.into_primitive(),
+            moment_2_a.into_primitive(),
+            param_b.into_primitive(),
+            grad_b.into_primitive(),
+            moment_1_b.into_primitive(),
+            moment_2_b.into_primitive(),
+            coefficients,
+        );
+        let (pa, ma, va) = untracked::<B, C>((pa, ma, va));
+        let (pb, mb, vb) = untracked::<B, C>((pb, mb, vb));
+        (pa, ma, va, pb, mb, vb)
     }
 
     /// As [`FusedOps::adam_update`]: on the inner backend, never recorded.

@@ -80,6 +80,38 @@ pub trait FusedOps: Backend {
         coefficients: AdamCoefficients,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
+    /// [`FusedOps::adam_update`] of two parameter tensors with the same coefficients (a layer's
+    /// weight and bias): `(param, moment_1, moment_2)` of `a`, then of `b`. On a GPU one launch
+    /// instead of two (`shaders/adam.rs`); elsewhere by default the two updates.
+    #[fusion(meta = |pa, _ga, _ma, _va, pb, _gb, _mb, _vb, _c| {
+        (pa.clone(), pa.clone(), pa.clone(), pb.clone(), pb.clone(), pb.clone())
+    })]
+    // The tuple is spelled out, not `PairUpdate`: the extension macro reads the outputs from
+    // the signature's own tokens.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn adam_update_pair(
+        param_a: FloatTensor<Self>,
+        grad_a: FloatTensor<Self>,
+        moment_1_a: FloatTensor<Self>,
+        moment_2_a: FloatTensor<Self>,
+        param_b: FloatTensor<Self>,
+        grad_b: FloatTensor<Self>,
+        moment_1_b: FloatTensor<Self>,
+        moment_2_b: FloatTensor<Self>,
+        coefficients: AdamCoefficients,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        let (pa, ma, va) = Self::adam_update(param_a, grad_a, moment_1_a, moment_2_a, coefficients);
+        let (pb, mb, vb) = Self::adam_update(param_b, grad_b, moment_1_b, moment_2_b, coefficients);
+        (pa, ma, va, pb, mb, vb)
+    }
+
     /// [`FusedOps::adam_update`] with the gradient `grad_a + grad_b`, the sum never stored: the
     /// two half batches' gradients of a CPU step. Adding them in a pass of their own before the
     /// update took 4 % of a step on a Xeon (BENCHMARKS.md). By default the sum, then the update.
@@ -130,6 +162,17 @@ pub trait FusedOps: Backend {
         dense_weight_gradients_composed::<Self>(x, grad)
     }
 }
+
+/// What [`FusedOps::adam_update_pair`] returns: (param, moment_1, moment_2) of the first
+/// tensor, then of the second.
+pub type PairUpdate<B> = (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+);
 
 /// [`FusedOps::dense`] as Burn's operations (what `burn::nn::Linear` and `relu` do).
 pub(crate) fn dense_composed<B: Backend>(
@@ -237,6 +280,43 @@ pub fn adam_update<const D: usize>(
         Tensor::from_dispatch(m),
         Tensor::from_dispatch(v),
     )
+}
+
+/// One parameter's part of an Adam step, flattened: the parameter, its gradient and its two
+/// moments going in; the parameter and the moments coming out.
+pub struct AdamSlot {
+    pub param: Tensor<1>,
+    pub grad: Tensor<1>,
+    pub moment_1: Tensor<1>,
+    pub moment_2: Tensor<1>,
+}
+
+/// [`adam_update`] of two parameters with the same coefficients, in one launch on a GPU (see
+/// [`FusedOps::adam_update_pair`]): the updated (param, moment_1, moment_2) of `a`, then of `b`.
+pub fn adam_update_pair(
+    a: AdamSlot,
+    b: AdamSlot,
+    coefficients: AdamCoefficients,
+) -> [(Tensor<1>, Tensor<1>, Tensor<1>); 2] {
+    let (pa, ma, va, pb, mb, vb) = Dispatch::adam_update_pair(
+        a.param.into_dispatch(),
+        a.grad.into_dispatch(),
+        a.moment_1.into_dispatch(),
+        a.moment_2.into_dispatch(),
+        b.param.into_dispatch(),
+        b.grad.into_dispatch(),
+        b.moment_1.into_dispatch(),
+        b.moment_2.into_dispatch(),
+        coefficients,
+    );
+    let out = |p, m, v| {
+        (
+            Tensor::from_dispatch(p),
+            Tensor::from_dispatch(m),
+            Tensor::from_dispatch(v),
+        )
+    };
+    [out(pa, ma, va), out(pb, mb, vb)]
 }
 
 /// The longest row one reduction folds into one value, in [`sum_all`] and [`sum_in_stages`].
@@ -911,5 +991,52 @@ mod tests {
         let summed = adam_step(&Device::flex(), &inputs, false);
         assert!(cpu == summed, "CPU: two gradients vs their sum differ");
         assert_adam_close("two gradients", &adam_step(&gpu(), &inputs, true), &cpu);
+    }
+
+    /// Two parameter tensors' updates in one launch against each one's own update: the same
+    /// bits through wgpu (one arithmetic, written once in the shader) and within tolerance of
+    /// the CPU. At the model's largest layer (784 x 512 and its 512 biases), and with the
+    /// pair's second tensor past every launch limit, so that an element lost or shifted at
+    /// the seam, at the end or past a limit shows.
+    #[test]
+    fn adam_of_a_pair_in_one_launch_is_adam_of_each() {
+        let inputs = adam_inputs();
+        let c = AdamCoefficients::new(0.9, 0.999, 1e-8, 1e-3, 7);
+        for (n_a, n_b) in [(784 * 512, 512), (1_001, PAST_EVERY_LIMIT - 1_001)] {
+            let parts = [0..n_a, n_a..n_a + n_b];
+            let slot = |device: &Device, range: std::ops::Range<usize>| {
+                let [param, grad, moment_1, moment_2] = [0, 1, 3, 4].map(|k| {
+                    let v = inputs[k][range.clone()].to_vec();
+                    Tensor::<1>::from_data(TensorData::new(v, [range.len()]), device)
+                });
+                AdamSlot {
+                    param,
+                    grad,
+                    moment_1,
+                    moment_2,
+                }
+            };
+            let each = |device: &Device| {
+                parts.clone().map(|range| {
+                    let s = slot(device, range);
+                    let (p, m, v) = adam_update(s.param, s.grad, None, s.moment_1, s.moment_2, c);
+                    [values(p), values(m), values(v)]
+                })
+            };
+            let device = gpu();
+            let [a, b] = parts.clone().map(|range| slot(&device, range));
+            let paired =
+                adam_update_pair(a, b, c).map(|(p, m, v)| [values(p), values(m), values(v)]);
+            let (singles, cpu) = (each(&device), each(&Device::flex()));
+            for k in 0..2 {
+                let what = format!("tensor {} of the pair ({n_a} + {n_b})", k + 1);
+                assert_eq!(paired[k][0].len(), parts[k].len(), "{what}");
+                assert!(
+                    paired[k] == singles[k],
+                    "{what}: paired and single launches differ"
+                );
+                assert_adam_close(&what, &paired[k], &cpu[k]);
+            }
+        }
     }
 }

@@ -1,44 +1,47 @@
-//! Adam through the fused update of `shaders/adam.rs`, as a `burn::optim` optimiser.
+//! Adam through the fused updates of `shaders/adam.rs`.
 //!
 //! Burn's own Adam spends ~2 ms of a ~11 ms CPU step in a dozen element-wise passes over the
-//! 1.07 M parameters (BENCHMARKS.md); [`FusedAdam`] makes the same update in one. It keeps
-//! Burn's per-parameter state type, `AdamState`, so its checkpoints are Burn Adam records:
-//! checkpoints written before it existed resume with it, and the other way round.
+//! 1.07 M parameters (BENCHMARKS.md); [`FusedAdam`] makes the same update in one pass per
+//! parameter tensor, and on a GPU one launch per two tensors (a layer's weight and bias: a
+//! GPU step's cost is its launches, not its arithmetic).
 //!
-//! A CPU step computes its gradients as two half batches (`halves`). [`Optimiser`] hands both
-//! to the fused Adam, which adds them as it reads them, instead of adding them in a pass of
-//! their own first.
+//! Burn's `ModuleOptimizer` hands an optimiser one parameter at a time and keeps the moments
+//! where only it can see them, so no update there can take two tensors at once. [`FusedAdam`]
+//! therefore keeps the moments itself, and uses a `ModuleOptimizer` only to write and read
+//! checkpoints ([`Optimiser::records`], [`Optimiser::load`]): those stay Burn Adam records, so
+//! checkpoints written before this existed resume with it, and the other way round.
+//!
+//! A CPU step computes its gradients as two half batches (`halves`); the fused Adam adds the
+//! two as it reads them, instead of adding them in a pass of their own first.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{
     AdamState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
 };
 use burn::tensor::{Device, Tensor};
 
 use super::halves;
-use crate::kernels::{AdamCoefficients, adam_update};
+use crate::kernels::{AdamCoefficients, AdamSlot, adam_update, adam_update_pair};
 use crate::model::AutoEncoder;
 
 /// Adam as the reference configures it (betas 0.9 / 0.999, PyTorch's epsilon 1e-8 where Burn's
-/// default is 1e-5), through the fused update, which reads the halves' two gradients itself.
+/// default is 1e-5), through the fused updates.
 pub fn adam() -> Optimiser {
-    let seconds = SecondGrads::default();
-    Optimiser {
-        module: FusedAdam::new(Some(seconds.clone())).into(),
-        seconds: Some(seconds),
-    }
+    Optimiser::Fused(FusedAdam {
+        beta_1: 0.9,
+        beta_2: 0.999,
+        epsilon: 1e-8,
+        states: HashMap::new(),
+    })
 }
 
 /// Burn's own Adam with the same settings: what [`FusedAdam`] replaces (`bench --burn-adam`
 /// times it, the tests compare with it). The halves' gradients are added before it.
 pub fn burn_adam() -> Optimiser {
-    Optimiser {
-        module: burn::optim::AdamConfig::new().with_epsilon(1e-8).init(),
-        seconds: None,
-    }
+    Optimiser::Burn(burn::optim::AdamConfig::new().with_epsilon(1e-8).init())
 }
 
 /// A step's gradients: of the whole batch, or of its two halves (`halves::backward`).
@@ -48,162 +51,427 @@ pub enum Grads {
 }
 
 /// The training loop's optimiser.
-pub struct Optimiser {
-    /// Burn's module optimiser: it keeps each parameter's Adam state (which checkpoints save
-    /// and load) and calls the per-parameter update.
-    pub module: ModuleOptimizer,
-    /// Where the update is [`FusedAdam`]: the channel through which it reads the second half's
-    /// gradients. Burn's `ModuleOptimizer` hands an optimiser one gradient per parameter and
-    /// not the parameter's id, but it visits the parameters in the module's order, always; the
-    /// second gradients go in, in that order, just before the step.
-    seconds: Option<SecondGrads>,
+pub enum Optimiser {
+    Fused(FusedAdam),
+    Burn(ModuleOptimizer),
 }
 
 impl Optimiser {
-    /// This optimiser with the per-parameter states `load` makes of Burn's fresh ones (a
-    /// checkpoint's); the update and its second-gradient channel stay as they are.
-    pub fn load<E>(
-        mut self,
-        load: impl FnOnce(ModuleOptimizer) -> Result<ModuleOptimizer, E>,
-    ) -> Result<Optimiser, E> {
-        self.module = load(self.module)?;
-        Ok(self)
-    }
-
     /// One Adam step of every parameter of `model` with a gradient.
     pub fn step(&mut self, lr: LearningRate, model: AutoEncoder, grads: Grads) -> AutoEncoder {
-        let grads = match (grads, &self.seconds) {
-            (Grads::Whole(grads), _) => grads,
-            (Grads::Halves([a, b]), Some(seconds)) => {
-                let mut pair = Pair {
-                    first: a,
-                    second: b,
-                    seconds: Vec::new(),
+        match self {
+            Optimiser::Fused(adam) => adam.step(lr, model, grads),
+            Optimiser::Burn(module) => {
+                let grads = match grads {
+                    Grads::Whole(grads) => grads,
+                    Grads::Halves([a, b]) => halves::sum(&model, a, b),
                 };
-                model.visit(&mut pair);
-                seconds.fill(pair.seconds);
-                pair.first
+                module.step(lr, model, grads)
             }
-            (Grads::Halves([a, b]), None) => halves::sum(&model, a, b),
-        };
-        let model = self.module.step(lr, model, grads);
-        if let Some(seconds) = &self.seconds {
-            // Every second gradient was read by the parameter it was queued for.
-            assert!(
-                seconds.is_empty(),
-                "the fused Adam left second gradients unread"
-            );
         }
-        model
-    }
-}
-
-/// The second gradients of the next step, in the order `ModuleOptimizer` visits the
-/// parameters that have a gradient: `None` for one whose gradient came from one half only.
-#[derive(Clone, Default)]
-struct SecondGrads(Arc<Mutex<VecDeque<Option<Tensor<1>>>>>);
-
-impl SecondGrads {
-    fn fill(&self, grads: Vec<Option<Tensor<1>>>) {
-        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.clear();
-        queue.extend(grads);
     }
 
-    /// The next parameter's second gradient (`None` also where none was queued: a step of
-    /// whole-batch gradients).
-    fn next(&self) -> Option<Tensor<1>> {
-        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.pop_front().flatten()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
-    }
-}
-
-/// Splits the halves' gradients into the ones `ModuleOptimizer` hands over and the queue of
-/// second ones, parameter by parameter in the module's order.
-struct Pair {
-    first: GradientsParams,
-    second: GradientsParams,
-    seconds: Vec<Option<Tensor<1>>>,
-}
-
-impl ModuleVisitor for Pair {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let id = param.id;
-        match (self.first.get::<D>(id), self.second.remove::<D>(id)) {
-            (Some(_), second) => self.seconds.push(second.map(|g| {
-                let n = g.shape().num_elements();
-                g.reshape([n])
-            })),
-            (None, Some(only)) => {
-                self.first.register(id, only);
-                self.seconds.push(None);
+    /// The per-parameter states as Burn's module optimiser holds them: what a checkpoint saves
+    /// (`into_bytes`). `model` is the one this optimiser steps.
+    pub fn records(&self, model: &AutoEncoder) -> ModuleOptimizer {
+        match self {
+            Optimiser::Burn(module) => module.clone(),
+            Optimiser::Fused(adam) => {
+                let mut queue = Queue {
+                    states: &adam.states,
+                    moments: VecDeque::new(),
+                    grads: GradientsParams::new(),
+                };
+                model.visit(&mut queue);
+                let relay = Relay::new(RelayMode::Deliver(queue.moments));
+                let mut module = ModuleOptimizer::from(relay.clone());
+                // The relay hands each parameter its moments; the weights stay as they are.
+                let _ = module.step(0.0, model.clone(), queue.grads);
+                relay.assert_done();
+                module
             }
-            (None, None) => {}
+        }
+    }
+
+    /// This optimiser with the per-parameter states `load` makes of Burn's fresh ones (a
+    /// checkpoint's) for the parameters of `model`.
+    pub fn load<E>(
+        self,
+        model: &AutoEncoder,
+        load: impl FnOnce(ModuleOptimizer) -> Result<ModuleOptimizer, E>,
+    ) -> Result<Optimiser, E> {
+        match self {
+            Optimiser::Burn(module) => Ok(Optimiser::Burn(load(module)?)),
+            Optimiser::Fused(mut adam) => {
+                let relay = Relay::new(RelayMode::Collect(Vec::new()));
+                let mut module = load(ModuleOptimizer::from(relay.clone()))?;
+                let mut every = Every {
+                    ids: Vec::new(),
+                    grads: GradientsParams::new(),
+                };
+                model.visit(&mut every);
+                // The relay takes each parameter's loaded moments (or none) as Burn hands them
+                // over, in the module's order: the order of `every.ids`.
+                let _ = module.step(0.0, model.clone(), every.grads);
+                adam.states = every
+                    .ids
+                    .into_iter()
+                    .zip(relay.collected())
+                    .filter_map(|(id, moments)| Some((id, moments?)))
+                    .collect();
+                Ok(Optimiser::Fused(adam))
+            }
         }
     }
 }
 
 /// Adam without weight decay, gradient clipping or AMSGrad (the spec uses none of them).
-#[derive(Clone)]
 pub struct FusedAdam {
     beta_1: f32,
     beta_2: f32,
     epsilon: f32,
-    /// Where the second gradients come from, if they do (see [`Optimiser::seconds`]).
-    seconds: Option<SecondGrads>,
+    /// Each parameter's moments after its last step.
+    states: HashMap<ParamId, Moments>,
+}
+
+/// One parameter's Adam state, flattened (the kernels see every tensor as a row).
+#[derive(Clone)]
+struct Moments {
+    /// Steps taken so far.
+    time: usize,
+    moment_1: Tensor<1>,
+    moment_2: Tensor<1>,
 }
 
 impl FusedAdam {
-    fn new(seconds: Option<SecondGrads>) -> FusedAdam {
-        FusedAdam {
-            beta_1: 0.9,
-            beta_2: 0.999,
-            epsilon: 1e-8,
-            seconds,
+    fn step(&mut self, lr: LearningRate, model: AutoEncoder, grads: Grads) -> AutoEncoder {
+        let (mut first, second) = match grads {
+            Grads::Whole(grads) => (grads, None),
+            Grads::Halves([a, b]) => (a, Some(b)),
+        };
+        // On a GPU the updates go two tensors a launch, made before the weights are swapped
+        // in. The CPU updates each tensor in place as the mapper takes it out of the model
+        // (so nothing else may hold it then), one at a time: it has no launches to save.
+        let on_gpu = model
+            .devices()
+            .first()
+            .is_some_and(|device| !crate::device::is_cpu(device));
+        let updated = match (on_gpu, &second) {
+            (true, None) => {
+                let mut jobs = Jobs {
+                    grads: &mut first,
+                    jobs: Vec::new(),
+                };
+                model.visit(&mut jobs);
+                self.update_in_pairs(lr, jobs.jobs)
+            }
+            _ => HashMap::new(),
+        };
+        model.map(&mut Apply {
+            adam: self,
+            lr,
+            first,
+            second,
+            updated,
+        })
+    }
+
+    fn coefficients(&self, lr: LearningRate, time: usize) -> AdamCoefficients {
+        AdamCoefficients::new(self.beta_1, self.beta_2, self.epsilon, lr, time)
+    }
+
+    /// A parameter's moments and step number for its next step; a first step starts from zero
+    /// moments, which gives exactly Burn's first step.
+    fn next_moments(&mut self, id: ParamId, grad: &Tensor<1>) -> Moments {
+        match self.states.remove(&id) {
+            Some(Moments {
+                time,
+                moment_1,
+                moment_2,
+            }) => Moments {
+                time: time + 1,
+                moment_1,
+                moment_2,
+            },
+            None => Moments {
+                time: 1,
+                moment_1: grad.zeros_like(),
+                moment_2: grad.zeros_like(),
+            },
+        }
+    }
+
+    /// One parameter's step, of any rank: the parameter after it. The gradient is `grad`, or
+    /// `grad + second` (the halves'), added as the kernel reads them.
+    fn update_one<const D: usize>(
+        &mut self,
+        lr: LearningRate,
+        id: ParamId,
+        param: Tensor<D>,
+        grad: Tensor<D>,
+        second: Option<Tensor<D>>,
+    ) -> Tensor<D> {
+        let dims = param.dims();
+        let n = param.shape().num_elements();
+        let moments = self.next_moments(id, &grad.clone().reshape([n]));
+        let coefficients = self.coefficients(lr, moments.time);
+        let (param, moment_1, moment_2) = adam_update(
+            param,
+            grad,
+            second,
+            moments.moment_1.reshape(dims),
+            moments.moment_2.reshape(dims),
+            coefficients,
+        );
+        self.states.insert(
+            id,
+            Moments {
+                time: moments.time,
+                moment_1: moment_1.reshape([n]),
+                moment_2: moment_2.reshape([n]),
+            },
+        );
+        param
+    }
+
+    /// The steps of `jobs`, two consecutive parameters a launch where they are at the same
+    /// step (always, unless one of them once had no gradient): the new values by parameter.
+    fn update_in_pairs(&mut self, lr: LearningRate, jobs: Vec<Job>) -> HashMap<ParamId, Tensor<1>> {
+        let mut updated = HashMap::with_capacity(jobs.len());
+        let mut pending: Option<(Job, Moments)> = None;
+        for job in jobs {
+            let moments = self.next_moments(job.id, &job.grad);
+            match pending.take() {
+                Some((a, a_moments)) if a_moments.time == moments.time => {
+                    let coefficients = self.coefficients(lr, moments.time);
+                    let time = moments.time;
+                    let ids = [a.id, job.id];
+                    let new = adam_update_pair(a.slot(a_moments), job.slot(moments), coefficients);
+                    for (id, (param, moment_1, moment_2)) in ids.into_iter().zip(new) {
+                        self.states.insert(
+                            id,
+                            Moments {
+                                time,
+                                moment_1,
+                                moment_2,
+                            },
+                        );
+                        updated.insert(id, param);
+                    }
+                }
+                Some((a, a_moments)) => {
+                    self.update_single(&mut updated, lr, a, a_moments);
+                    pending = Some((job, moments));
+                }
+                None => pending = Some((job, moments)),
+            }
+        }
+        if let Some((a, a_moments)) = pending {
+            self.update_single(&mut updated, lr, a, a_moments);
+        }
+        updated
+    }
+
+    /// A parameter left without a partner in [`FusedAdam::update_in_pairs`].
+    fn update_single(
+        &mut self,
+        updated: &mut HashMap<ParamId, Tensor<1>>,
+        lr: LearningRate,
+        job: Job,
+        moments: Moments,
+    ) {
+        let time = moments.time;
+        let coefficients = self.coefficients(lr, time);
+        let (param, moment_1, moment_2) = adam_update(
+            job.param,
+            job.grad,
+            None,
+            moments.moment_1,
+            moments.moment_2,
+            coefficients,
+        );
+        self.states.insert(
+            job.id,
+            Moments {
+                time,
+                moment_1,
+                moment_2,
+            },
+        );
+        updated.insert(job.id, param);
+    }
+}
+
+/// A parameter to update, flattened, off the autodiff graph.
+struct Job {
+    id: ParamId,
+    param: Tensor<1>,
+    grad: Tensor<1>,
+}
+
+impl Job {
+    fn slot(self, moments: Moments) -> AdamSlot {
+        AdamSlot {
+            param: self.param,
+            grad: self.grad,
+            moment_1: moments.moment_1,
+            moment_2: moments.moment_2,
         }
     }
 }
 
-impl Optimizer for FusedAdam {
+/// Collects the parameters that have a gradient, in the module's order.
+struct Jobs<'a> {
+    grads: &'a mut GradientsParams,
+    jobs: Vec<Job>,
+}
+
+impl ModuleVisitor for Jobs<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            let n = grad.shape().num_elements();
+            self.jobs.push(Job {
+                id: param.id,
+                param: param.val().inner().reshape([n]),
+                grad: grad.reshape([n]),
+            });
+        }
+    }
+}
+
+/// Puts the new weights in place: the ones made ahead (`updated`), or each parameter's step
+/// made now, as the mapper takes it out of the model.
+struct Apply<'a> {
+    adam: &'a mut FusedAdam,
+    lr: LearningRate,
+    first: GradientsParams,
+    second: Option<GradientsParams>,
+    updated: HashMap<ParamId, Tensor<1>>,
+}
+
+impl ModuleMapper for Apply<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let ahead = self.updated.remove(&id);
+        let first = self.first.remove::<D>(id);
+        let second = self.second.as_mut().and_then(|s| s.remove::<D>(id));
+        if ahead.is_none() && first.is_none() && second.is_none() {
+            return Param::from_mapped_value(id, tensor, mapper);
+        }
+        let require_grad = tensor.is_require_grad();
+        let inner = tensor.inner();
+        let new = match (ahead, first, second) {
+            (Some(new), _, _) => new.reshape(inner.dims()),
+            (None, Some(grad), second) => self.adam.update_one(self.lr, id, inner, grad, second),
+            (None, None, Some(only)) => self.adam.update_one(self.lr, id, inner, only, None),
+            (None, None, None) => unreachable!("returned above"),
+        };
+        let mut new = Tensor::from_inner(new);
+        if require_grad {
+            new = new.require_grad();
+        }
+        Param::from_mapped_value(id, new, mapper)
+    }
+}
+
+/// Queues the moments of every parameter that has some, in the module's order, and a
+/// placeholder gradient for each (the parameter itself) so that `ModuleOptimizer` visits it.
+struct Queue<'a> {
+    states: &'a HashMap<ParamId, Moments>,
+    moments: VecDeque<Moments>,
+    grads: GradientsParams,
+}
+
+impl ModuleVisitor for Queue<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(moments) = self.states.get(&param.id) {
+            self.moments.push_back(moments.clone());
+            self.grads.register(param.id, param.val().inner());
+        }
+    }
+}
+
+/// Every parameter's id in the module's order, each with a placeholder gradient.
+struct Every {
+    ids: Vec<ParamId>,
+    grads: GradientsParams,
+}
+
+impl ModuleVisitor for Every {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.ids.push(param.id);
+        self.grads.register(param.id, param.val().inner());
+    }
+}
+
+/// What a [`Relay`] does with the states `ModuleOptimizer` hands it.
+enum RelayMode {
+    /// Replace them with these, in order (writing a checkpoint).
+    Deliver(VecDeque<Moments>),
+    /// Keep them, in order (reading one).
+    Collect(Vec<Option<Moments>>),
+}
+
+/// The `burn::optim` optimiser through which moments go into and out of a `ModuleOptimizer`.
+/// It never changes a weight. `ModuleOptimizer` visits the parameters in the module's order,
+/// always, and hands over no id, so both directions go by that order.
+#[derive(Clone)]
+struct Relay(Arc<Mutex<RelayMode>>);
+
+impl Relay {
+    fn new(mode: RelayMode) -> Relay {
+        Relay(Arc::new(Mutex::new(mode)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RelayMode> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn collected(&self) -> Vec<Option<Moments>> {
+        match &mut *self.lock() {
+            RelayMode::Collect(states) => std::mem::take(states),
+            RelayMode::Deliver(_) => Vec::new(),
+        }
+    }
+
+    fn assert_done(&self) {
+        if let RelayMode::Deliver(queue) = &*self.lock() {
+            assert!(queue.is_empty(), "moments left over for a checkpoint");
+        }
+    }
+}
+
+impl Optimizer for Relay {
     type State<const D: usize> = AdamState<D>;
 
     fn step<const D: usize>(
         &self,
-        lr: LearningRate,
+        _lr: LearningRate,
         tensor: Tensor<D>,
-        grad: Tensor<D>,
+        _grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        // A first step starts from zero moments, which gives exactly Burn's first step.
-        let (time, moment_1, moment_2) = match state {
-            Some(AdamState { momentum }) => (momentum.time, momentum.moment_1, momentum.moment_2),
-            None => (0, grad.zeros_like(), grad.zeros_like()),
-        };
-        let time = time + 1;
-        let coefficients = AdamCoefficients::new(self.beta_1, self.beta_2, self.epsilon, lr, time);
-        let second = self
-            .seconds
-            .as_ref()
-            .and_then(SecondGrads::next)
-            .map(|second| {
-                assert_eq!(
-                    second.dims()[0],
-                    grad.shape().num_elements(),
-                    "a second gradient queued for another parameter"
+        let dims = tensor.dims();
+        let n = tensor.shape().num_elements();
+        let state = match &mut *self.lock() {
+            RelayMode::Deliver(queue) => queue.pop_front().map(|m| {
+                let momentum = AdaptiveMomentumState::new(
+                    m.time,
+                    m.moment_1.reshape(dims),
+                    m.moment_2.reshape(dims),
                 );
-                second.reshape(grad.shape())
-            });
-        let (tensor, moment_1, moment_2) =
-            adam_update(tensor, grad, second, moment_1, moment_2, coefficients);
-        let momentum = AdaptiveMomentumState::new(time, moment_1, moment_2);
-        (tensor, Some(AdamState::new(momentum)))
+                AdamState::new(momentum)
+            }),
+            RelayMode::Collect(states) => {
+                states.push(state.clone().map(|s| Moments {
+                    time: s.momentum.time,
+                    moment_1: s.momentum.moment_1.reshape([n]),
+                    moment_2: s.momentum.moment_2.reshape([n]),
+                }));
+                state
+            }
+        };
+        (tensor, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
@@ -220,14 +488,23 @@ mod tests {
 
     use crate::model::{ModelConfig, ModelKind};
 
+    /// What happens to the optimiser halfway through [`train`].
+    #[derive(Clone, Copy)]
+    enum Halfway {
+        Nothing,
+        /// Saved to bytes and loaded into this fresh one, as a resumed run does.
+        Reload(fn() -> Optimiser),
+        /// Replaced by a fresh fused Adam: every moment lost.
+        Restart,
+    }
+
     /// The decoder's weights and the encoder's outputs on a fixed batch after `steps` Adam
-    /// steps on fixed batches, with the optimiser saved to bytes and loaded into a fresh one
-    /// halfway (as a resumed run does). The gradients are the whole batch's, or where `split`
-    /// is set the two halves' of a CPU step.
+    /// steps on fixed batches, with `halfway` done to the optimiser halfway. The gradients are
+    /// the whole batch's, or where `split` is set the two halves' of a CPU step.
     fn train(
         device: &Device,
         mut optim: Optimiser,
-        fresh: fn() -> Optimiser,
+        halfway: Halfway,
         steps: usize,
         split: bool,
     ) -> Vec<f32> {
@@ -258,13 +535,19 @@ mod tests {
             // lr 1e-2 so that 40 steps move the weights well beyond rounding.
             model = optim.step(1e-2, model, grads);
             if step == steps / 2 {
-                let bytes = optim
-                    .module
-                    .into_bytes()
-                    .expect("optimizer state serialises");
-                optim = fresh()
-                    .load(|fresh| fresh.from_bytes(bytes))
-                    .expect("optimizer state loads");
+                optim = match halfway {
+                    Halfway::Nothing => optim,
+                    Halfway::Reload(fresh) => {
+                        let bytes = optim
+                            .records(&model)
+                            .into_bytes()
+                            .expect("optimizer state serialises");
+                        fresh()
+                            .load(&model, |fresh| fresh.from_bytes(bytes))
+                            .expect("optimizer state loads")
+                    }
+                    Halfway::Restart => adam(),
+                };
             }
         }
         let model = model.valid();
@@ -292,20 +575,20 @@ mod tests {
     #[test]
     fn fused_adam_makes_burns_updates_bit_for_bit_on_the_cpu() {
         let device = Device::flex().autodiff();
-        let initial = train(&device, adam(), adam, 0, false);
+        let initial = train(&device, adam(), Halfway::Reload(adam), 0, false);
         // Whole-batch gradients, and the halves' pairs, which the fused Adam adds as it reads
         // them and Burn's gets added: a pair queued for the wrong parameter, or one half left
         // out, changes the weights by far more than a bit.
         for split in [false, true] {
-            let ours = train(&device, adam(), adam, 40, split);
-            let burns = train(&device, burn_adam(), burn_adam, 40, split);
+            let ours = train(&device, adam(), Halfway::Reload(adam), 40, split);
+            let burns = train(&device, burn_adam(), Halfway::Reload(burn_adam), 40, split);
             assert_eq!(ours.len(), burns.len());
             assert_ne!(ours, initial, "the steps changed the weights");
             assert_eq!(ours, burns, "split {split}");
         }
         assert_ne!(
-            train(&device, adam(), adam, 40, true),
-            train(&device, adam(), adam, 40, false),
+            train(&device, adam(), Halfway::Reload(adam), 40, true),
+            train(&device, adam(), Halfway::Reload(adam), 40, false),
             "the halves' sum differs from the whole batch's gradient in the last bits"
         );
     }
@@ -313,8 +596,8 @@ mod tests {
     #[test]
     fn fused_adam_matches_burns_through_wgpu() {
         let device = Device::wgpu(DeviceKind::DefaultDevice).autodiff();
-        let ours = train(&device, adam(), adam, 12, false);
-        let burns = train(&device, burn_adam(), burn_adam, 12, false);
+        let ours = train(&device, adam(), Halfway::Reload(adam), 12, false);
+        let burns = train(&device, burn_adam(), Halfway::Reload(burn_adam), 12, false);
         for (i, (a, b)) in ours.iter().zip(&burns).enumerate() {
             assert!(
                 (a - b).abs() <= 1e-5 * b.abs().max(1.0),
@@ -327,9 +610,25 @@ mod tests {
     fn burn_adam_checkpoints_resume_with_the_fused_adam() {
         let device = Device::flex().autodiff();
         for split in [false, true] {
-            let ours = train(&device, adam(), adam, 40, split);
-            let mixed = train(&device, burn_adam(), adam, 40, split);
+            let ours = train(&device, adam(), Halfway::Reload(adam), 40, split);
+            let mixed = train(&device, burn_adam(), Halfway::Reload(adam), 40, split);
             assert_eq!(ours, mixed, "split {split}");
+        }
+    }
+
+    /// Saving the fused Adam's moments into Burn's record and loading them back (what a
+    /// resumed run does) changes no bit of the steps after it, on the CPU and through wgpu
+    /// (where the steps go two tensors a launch): every moment and step count went through.
+    #[test]
+    fn fused_adam_resumes_where_it_stopped() {
+        let cpu = Device::flex().autodiff();
+        let gpu = Device::wgpu(DeviceKind::DefaultDevice).autodiff();
+        for (device, split) in [(&cpu, true), (&cpu, false), (&gpu, false)] {
+            let straight = train(device, adam(), Halfway::Nothing, 12, split);
+            let resumed = train(device, adam(), Halfway::Reload(adam), 12, split);
+            let restarted = train(device, adam(), Halfway::Restart, 12, split);
+            assert_eq!(straight, resumed, "{device:?}, split {split}");
+            assert_ne!(straight, restarted, "{device:?}: the moments matter");
         }
     }
 }

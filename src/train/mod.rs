@@ -226,7 +226,7 @@ pub fn resume(run_dir: &Path) -> Result<(Trained, Dataset), TrainError> {
     }
     let opened = device::open(settings.device)?;
     let model = checkpoint::load_model(run_dir, &settings.model, &opened.device)?;
-    let optim = adam().load(|fresh| checkpoint::load_optimizer(run_dir, fresh))?;
+    let optim = adam().load(&model, |fresh| checkpoint::load_optimizer(run_dir, fresh))?;
     let metrics_path = run_dir.join("metrics.csv");
     let mut rows = if metrics_path.is_file() {
         run::read_metrics(&metrics_path)?
@@ -268,7 +268,7 @@ fn save_epoch(
             run_dir,
             epoch,
             session.model(),
-            &session.optim.module,
+            &session.optim.records(session.model()),
             session.settings.model.kind,
         )
     })?;
