@@ -4,8 +4,6 @@
 mod adam_shader;
 #[path = "../../shaders/bce_logits.rs"]
 mod bce_shader;
-#[path = "../../shaders/reparam_kl.rs"]
-mod shader;
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
@@ -17,7 +15,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::InputScalar;
 use cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise};
 
-use super::{AdamCoefficients, FusedOps, PairUpdate, stacked_shape};
+use super::{AdamCoefficients, FusedOps, PairUpdate};
 
 impl FusedOps for CubeBackend {
     fn bce_logits_sum(
@@ -42,57 +40,6 @@ impl FusedOps for CubeBackend {
         );
         // Burn's reductions do the sum, over rows short enough for every driver.
         (super::sum_in_stages::<Self>(terms), unit_grad)
-    }
-
-    fn reparam_kl(
-        mu: FloatTensor<Self>,
-        log_var: FloatTensor<Self>,
-        eps: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        let [mu, log_var, eps] = [mu, log_var, eps].map(into_contiguous);
-        let output = like(&mu, stacked_shape(mu.meta.shape()));
-        let n = mu.meta.shape().num_elements();
-        let dtype = mu.dtype;
-        let (cube_count, cube_dim) = one_thread_each(&mu, n);
-        shader::reparam_kl_forward::launch(
-            &output.client,
-            cube_count,
-            cube_dim,
-            mu.into_tensor_arg(),
-            log_var.into_tensor_arg(),
-            eps.into_tensor_arg(),
-            output.clone().into_tensor_arg(),
-            dtype_to_storage_type(dtype),
-        );
-        output
-    }
-
-    fn reparam_kl_backward(
-        mu: FloatTensor<Self>,
-        log_var: FloatTensor<Self>,
-        eps: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let [mu, log_var, eps, grad] = [mu, log_var, eps, grad].map(into_contiguous);
-        let shape = mu.meta.shape().clone();
-        let [grad_mu, grad_log_var, grad_eps] = [(); 3].map(|_| like(&mu, shape.clone()));
-        let n = shape.num_elements();
-        let dtype = mu.dtype;
-        let (cube_count, cube_dim) = one_thread_each(&mu, n);
-        shader::reparam_kl_backward::launch(
-            &grad_mu.client,
-            cube_count,
-            cube_dim,
-            mu.into_tensor_arg(),
-            log_var.into_tensor_arg(),
-            eps.into_tensor_arg(),
-            grad.into_tensor_arg(),
-            grad_mu.clone().into_tensor_arg(),
-            grad_log_var.clone().into_tensor_arg(),
-            grad_eps.clone().into_tensor_arg(),
-            dtype_to_storage_type(dtype),
-        );
-        (grad_mu, grad_log_var, grad_eps)
     }
 
     fn adam_update(

@@ -1,8 +1,9 @@
 //! The project's own fused operations, registered with Burn as a backend extension.
 //!
 //! - The VAE's latent step (reparameterisation and its KL term) is six element-wise tensor
-//!   operations and as many launches and temporaries on a GPU; here it is one kernel forward
-//!   and one backward (`shaders/reparam_kl.rs`).
+//!   operations and as many passes and temporaries on the CPU; here it is one loop forward
+//!   and one backward (`flex.rs`). On a GPU Burn's fusion does better with its own
+//!   operations (fewer launches), so there the step stays Burn's.
 //! - The reconstruction loss (BCE on logits) is seven passes over every pixel of the batch
 //!   forward and as many backward, two of them through exp and log1p; here it is one pass
 //!   forward that also keeps the gradient, and one multiply backward (`shaders/bce_logits.rs`).
@@ -52,22 +53,70 @@ pub trait FusedOps: Backend {
 
     /// `[2, batch, latent]`: z = mu + exp(log_var / 2) * eps, then the per-coordinate KL terms
     /// (mu^2 + exp(log_var) - 1 - log_var) / 2.
-    #[fusion(dtype = mu, shape = stacked_shape(mu))]
+    ///
+    /// The CPU's: on a GPU [`reparameterise`] takes Burn's operations, which its fusion turns
+    /// into fewer launches than this op's one output sliced in two needs (BENCHMARKS.md). So
+    /// by default, and on a GPU if anything called it, the same arithmetic as Burn's operations.
+    #[fusion(default)]
     fn reparam_kl(
         mu: FloatTensor<Self>,
         log_var: FloatTensor<Self>,
         eps: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
+    ) -> FloatTensor<Self> {
+        let shape = mu.shape();
+        let sigma = Self::float_exp(Self::float_mul_scalar(log_var.clone(), 0.5.into()));
+        let z = Self::float_add(mu.clone(), Self::float_mul(sigma, eps));
+        let terms = Self::float_sub(
+            Self::float_add(
+                Self::float_mul(mu.clone(), mu),
+                Self::float_exp(log_var.clone()),
+            ),
+            Self::float_add_scalar(log_var, 1.0.into()),
+        );
+        let kl = Self::float_mul_scalar(terms, 0.5.into());
+        let stacked = stacked_shape(&shape);
+        let mut one = stacked.clone();
+        one[0] = 1;
+        Self::float_cat(
+            vec![
+                Self::float_reshape(z, one.clone()),
+                Self::float_reshape(kl, one),
+            ],
+            0,
+        )
+    }
 
     /// The gradients with respect to (mu, log_var, eps), given the gradient of
-    /// [`FusedOps::reparam_kl`]'s `[2, batch, latent]` output.
-    #[fusion(meta = |mu, _log_var, _eps, _grad| (mu.clone(), mu.clone(), mu.clone()))]
+    /// [`FusedOps::reparam_kl`]'s `[2, batch, latent]` output. By default Burn's operations.
+    #[fusion(default)]
     fn reparam_kl_backward(
         mu: FloatTensor<Self>,
         log_var: FloatTensor<Self>,
         eps: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        use burn::backend::Slice;
+        let shape = mu.shape();
+        let half = |k: usize| {
+            let part = Self::float_slice(grad.clone(), &[Slice::from(k..k + 1)]);
+            Self::float_reshape(part, shape.clone())
+        };
+        let (dz, dkl) = (half(0), half(1));
+        let sigma = Self::float_exp(Self::float_mul_scalar(log_var.clone(), 0.5.into()));
+        let d_mu = Self::float_add(dz.clone(), Self::float_mul(dkl.clone(), mu));
+        let d_log_var = Self::float_mul_scalar(
+            Self::float_add(
+                Self::float_mul(Self::float_mul(dz.clone(), eps), sigma.clone()),
+                Self::float_mul(
+                    dkl,
+                    Self::float_add_scalar(Self::float_exp(log_var), (-1.0).into()),
+                ),
+            ),
+            0.5.into(),
+        );
+        let d_eps = Self::float_mul(dz, sigma);
+        (d_mu, d_log_var, d_eps)
+    }
 
     /// One Adam update of a parameter tensor: (param, moment_1, moment_2) after the step, all
     /// shaped like `param`. Not differentiable (an optimiser works outside the graph).
@@ -397,12 +446,26 @@ pub struct LatentSample {
     pub kl: Tensor<1>,
 }
 
-/// The VAE's latent step through the fused kernels: z = mu + sigma * eps and the closed-form KL,
-/// differentiable on an autodiff device.
+/// The VAE's latent step: z = mu + sigma * eps and the closed-form KL, differentiable on an
+/// autodiff device.
+///
+/// On the CPU one fused loop forward and one backward ([`FusedOps::reparam_kl`]). On a GPU
+/// Burn's own operations: its fusion folds them into its kernels and the KL's sum, 61 launches
+/// per VAE step on lavapipe where the fused op, whose one output must be sliced in two and
+/// whose gradient reassembled from zeros, took 65 (BENCHMARKS.md).
 ///
 /// # Shapes
 /// - mu, log_var, eps: `[batch, latent]`
 pub fn reparameterise(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2>) -> LatentSample {
+    if crate::device::is_cpu(&mu.device()) {
+        fused_reparameterise(mu, log_var, eps)
+    } else {
+        reference::reparameterise_reference(mu, log_var, eps)
+    }
+}
+
+/// [`reparameterise`] through [`FusedOps::reparam_kl`] on any device.
+fn fused_reparameterise(mu: Tensor<2>, log_var: Tensor<2>, eps: Tensor<2>) -> LatentSample {
     let [batch, latent] = mu.dims();
     let stacked = Tensor::<3>::from_dispatch(Dispatch::reparam_kl(
         mu.into_dispatch(),
@@ -602,7 +665,7 @@ mod tests {
         }
         let names = ["z", "kl", "d mu", "d log_var", "d eps"];
         for (batch, latent) in [(1, 1), (128, 2), (333, 5)] {
-            let fused = run(&device, reparameterise, batch, latent);
+            let fused = run(&device, fused_reparameterise, batch, latent);
             let unfused = run(&device, reference::reparameterise_reference, batch, latent);
             for ((name, f), u) in names.iter().zip(&fused).zip(&unfused) {
                 assert_close(&format!("{name} at [{batch}, {latent}]"), f, u);
@@ -611,7 +674,7 @@ mod tests {
         // Without autodiff (evaluation), the same forward values.
         let [mu, log_var, eps] =
             inputs(64, 2).map(|v| Tensor::<2>::from_data(TensorData::new(v, [64, 2]), &plain));
-        let fused = reparameterise(mu.clone(), log_var.clone(), eps.clone());
+        let fused = fused_reparameterise(mu.clone(), log_var.clone(), eps.clone());
         let unfused = reference::reparameterise_reference(mu, log_var, eps);
         assert_close("z (no autodiff)", &values(fused.z), &values(unfused.z));
         assert_close("kl (no autodiff)", &values(fused.kl), &values(unfused.kl));
@@ -752,6 +815,9 @@ mod tests {
         }
     }
 
+    /// The BCE and the latent step through [`FusedOps`] against Burn's operations: on the CPU
+    /// the loops training uses; through wgpu the BCE kernel, and the latent step's default
+    /// (which a GPU's training path does not take: [`reparameterise`] goes to Burn's there).
     #[test]
     fn fused_latent_step_matches_unfused_on_the_cpu() {
         fused_matches_unfused(Device::flex());
