@@ -129,7 +129,7 @@ run() {
     local t0=$SECONDS j arch=${4:-mlp} side=${6:-latentlab-wgpu} b=${5:-$bin}
     [ "$arch" = conv ] && side=latentlab-wgpu-conv
     j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json) || { echo "$side bench $1 $2 $arch failed"; return 1; }
-    echo "step $1 $arch b$2 r$3 $side: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"]))') [$((SECONDS - t0)) s]"
+    echo "step $1 $arch b$2 r$3 $side: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f; host %.3f, %d launches)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"], d.get("median_enqueue_ms", 0), d.get("kernel_launches_per_step", 0)))') [$((SECONDS - t0)) s]"
     record "{\"what\":\"step\",\"side\":\"$side\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$j"
   }
   torch_step() {  # model batch round side [--compile]

@@ -21,11 +21,15 @@ def ours_mlp(side):
 def main(src, out_json, out_md):
     records = [json.loads(line) for line in open(src) if line.strip()]
     steps = defaultdict(list)
+    hosts = defaultdict(list)
     trains = defaultdict(list)
     for r in records:
         if r["what"] == "step":
             ms = r["median_step_ms"] if "median_step_ms" in r else r["step_bench"]["median_ms"]
             steps[(r["model"], r["batch"], r["side"])].append(ms)
+            if "median_enqueue_ms" in r:
+                hosts[(r["model"], r["batch"], r["side"])].append(
+                    (ms, r["median_enqueue_ms"], r.get("kernel_launches_per_step", 0)))
         elif r["what"] == "train":
             trains[(r["model"], r["side"])].append(r)
 
@@ -59,7 +63,13 @@ def main(src, out_json, out_md):
             parity.append({"model": model, "gpu_test_loss": g["test_loss"], "cpu_test_loss": c["test_loss"],
                            "relative_difference": abs(g["test_loss"] - c["test_loss"]) / abs(c["test_loss"])})
 
-    summary = {"steps": step_rows, "train": train_rows, "parity": parity, "records": records}
+    # Where a latentlab step waits: the host's own work (until `step` returned) against the
+    # whole step. Near 1, the host is the bottleneck, and fewer GPU launches will not help.
+    host_rows = [{"model": m, "batch": b, "side": s, "step_ms": statistics.median(x[0] for x in v),
+                  "host_ms": statistics.median(x[1] for x in v), "launches": statistics.median(x[2] for x in v)}
+                 for (m, b, s), v in sorted(hosts.items())]
+
+    summary = {"steps": step_rows, "host": host_rows, "train": train_rows, "parity": parity, "records": records}
     with open(out_json, "w") as fh:
         json.dump(summary, fh, indent=1)
 
@@ -77,6 +87,15 @@ def main(src, out_json, out_md):
             cells = [f"{r['median_ms'][s]:.3f}" if s in r["median_ms"] else "-" for s in sides]
             ratios = [f"{r['ratios'][p]:.2f}x" if p in r["ratios"] else "-" for p in pairs]
             lines.append(f"| {r['model']} | {r['batch']} | " + " | ".join(cells + ratios) + " |")
+        lines.append("")
+    if host_rows:
+        lines += ["latentlab's step from the inside: the host's own work (until the step was handed on, "
+                  "before the loss is read back) and the kernel launches, medians over rounds.", "",
+                  "| model | batch | side | step ms | host ms | host share | launches |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for h in host_rows:
+            lines.append(f"| {h['model']} | {h['batch']} | {h['side']} | {h['step_ms']:.3f} | {h['host_ms']:.3f} | "
+                         f"{h['host_ms'] / h['step_ms']:.0%} | {h['launches']:.0f} |")
         lines.append("")
     if train_rows:
         lines += ["Whole training runs: seconds of each epoch's training loop, their sum, process wall time, test losses.", "",
