@@ -10,8 +10,8 @@
 //!   On the CPU this is where the time outside the matrix products went (see BENCHMARKS.md).
 //! - Adam's update is a dozen element-wise operations over every parameter; here it is one
 //!   pass that reads each parameter, its gradient and both moments once (`shaders/adam.rs`),
-//!   in place on the CPU, where it also adds the two half batches' gradients as it reads them.
-//!   `train::adam` makes it a `burn::optim` optimiser.
+//!   in place on the CPU, where it also adds the two half batches' gradients as it reads them,
+//!   and on a GPU two parameter tensors per launch. `train::adam` makes it the optimiser.
 //!
 //! - A dense layer, x W + b and its relu, is three operations and three autodiff nodes in Burn;
 //!   on the CPU each allocates a zeroed buffer and makes its own pass. Here it is one matrix

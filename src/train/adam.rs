@@ -353,18 +353,23 @@ impl ModuleMapper for Apply<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (id, tensor, mapper) = param.consume();
         let ahead = self.updated.remove(&id);
-        let first = self.first.remove::<D>(id);
-        let second = self.second.as_mut().and_then(|s| s.remove::<D>(id));
-        if ahead.is_none() && first.is_none() && second.is_none() {
+        let grads = match (
+            self.first.remove::<D>(id),
+            self.second.as_mut().and_then(|s| s.remove::<D>(id)),
+        ) {
+            (Some(grad), second) => Some((grad, second)),
+            (None, only) => only.map(|grad| (grad, None)),
+        };
+        if ahead.is_none() && grads.is_none() {
+            // No gradient this step: the parameter stays as it is, on the graph as it was.
             return Param::from_mapped_value(id, tensor, mapper);
         }
         let require_grad = tensor.is_require_grad();
         let inner = tensor.inner();
-        let new = match (ahead, first, second) {
-            (Some(new), _, _) => new.reshape(inner.dims()),
-            (None, Some(grad), second) => self.adam.update_one(self.lr, id, inner, grad, second),
-            (None, None, Some(only)) => self.adam.update_one(self.lr, id, inner, only, None),
-            (None, None, None) => unreachable!("returned above"),
+        let new = match (ahead, grads) {
+            (Some(new), _) => new.reshape(inner.dims()),
+            (None, Some((grad, second))) => self.adam.update_one(self.lr, id, inner, grad, second),
+            (None, None) => inner,
         };
         let mut new = Tensor::from_inner(new);
         if require_grad {
