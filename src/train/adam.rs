@@ -501,6 +501,9 @@ mod tests {
         Reload(fn() -> Optimiser),
         /// Replaced by a fresh fused Adam: every moment lost.
         Restart,
+        /// Nothing halfway, but the first parameter gets no gradient in the first step: from
+        /// then on it is a step behind its neighbours.
+        FirstLags,
     }
 
     /// The decoder's weights and the encoder's outputs on a fixed batch after `steps` Adam
@@ -535,13 +538,23 @@ mod tests {
                 Grads::Halves(halves::backward(parts))
             } else {
                 let loss = model.losses(x, Some(e), 1.0).total;
-                Grads::Whole(GradientsParams::from_grads(loss.backward(), &model))
+                let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                if step == 0 && matches!(halfway, Halfway::FirstLags) {
+                    let mut first = First(None);
+                    model.visit(&mut first);
+                    let id = first.0.expect("the model has parameters");
+                    assert!(
+                        grads.remove::<2>(id).is_some(),
+                        "a weight matrix comes first"
+                    );
+                }
+                Grads::Whole(grads)
             };
             // lr 1e-2 so that 40 steps move the weights well beyond rounding.
             model = optim.step(1e-2, model, grads);
             if step == steps / 2 {
                 optim = match halfway {
-                    Halfway::Nothing => optim,
+                    Halfway::Nothing | Halfway::FirstLags => optim,
                     Halfway::Reload(fresh) => {
                         let bytes = optim
                             .records(&model)
@@ -635,5 +648,33 @@ mod tests {
             assert_eq!(straight, resumed, "{device:?}, split {split}");
             assert_ne!(straight, restarted, "{device:?}: the moments matter");
         }
+    }
+
+    /// The id of the first parameter in the module's order.
+    struct First(Option<ParamId>);
+
+    impl ModuleVisitor for First {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.get_or_insert(param.id);
+        }
+    }
+
+    /// A parameter that missed a step is a step behind its neighbours, so a GPU step cannot
+    /// pair it (one launch, one step count): it is updated alone and the pairs shift. Through
+    /// wgpu the weights still match the CPU's one-tensor-at-a-time steps, and differ from a
+    /// run where nothing lagged.
+    #[test]
+    fn a_parameter_a_step_behind_gets_its_own_step_count_on_the_gpu() {
+        let gpu = Device::wgpu(DeviceKind::DefaultDevice).autodiff();
+        let cpu = Device::flex().autodiff();
+        let lagging = train(&gpu, adam(), Halfway::FirstLags, 6, false);
+        let on_cpu = train(&cpu, adam(), Halfway::FirstLags, 6, false);
+        for (i, (g, c)) in lagging.iter().zip(&on_cpu).enumerate() {
+            assert!(
+                (g - c).abs() <= 1e-5 * c.abs().max(1.0),
+                "weight {i}: GPU {g}, CPU {c}"
+            );
+        }
+        assert_ne!(lagging, train(&gpu, adam(), Halfway::Nothing, 6, false));
     }
 }
