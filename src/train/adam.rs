@@ -211,9 +211,24 @@ impl FusedAdam {
         grad: Tensor<D>,
         second: Option<Tensor<D>>,
     ) -> Tensor<D> {
+        let n = grad.shape().num_elements();
+        let moments = self.next_moments(id, &grad.clone().reshape([n]));
+        self.update_from(lr, id, param, grad, second, moments)
+    }
+
+    /// [`FusedAdam::update_one`] from the parameter's `moments` for this step (as
+    /// [`FusedAdam::next_moments`] gives them), which it replaces with the new ones.
+    fn update_from<const D: usize>(
+        &mut self,
+        lr: LearningRate,
+        id: ParamId,
+        param: Tensor<D>,
+        grad: Tensor<D>,
+        second: Option<Tensor<D>>,
+        moments: Moments,
+    ) -> Tensor<D> {
         let dims = param.dims();
         let n = param.shape().num_elements();
-        let moments = self.next_moments(id, &grad.clone().reshape([n]));
         let coefficients = self.coefficients(lr, moments.time);
         let (param, moment_1, moment_2) = adam_update(
             param,
@@ -260,45 +275,18 @@ impl FusedAdam {
                     }
                 }
                 Some((a, a_moments)) => {
-                    self.update_single(&mut updated, lr, a, a_moments);
+                    let new = self.update_from(lr, a.id, a.param, a.grad, None, a_moments);
+                    updated.insert(a.id, new);
                     pending = Some((job, moments));
                 }
                 None => pending = Some((job, moments)),
             }
         }
         if let Some((a, a_moments)) = pending {
-            self.update_single(&mut updated, lr, a, a_moments);
+            let new = self.update_from(lr, a.id, a.param, a.grad, None, a_moments);
+            updated.insert(a.id, new);
         }
         updated
-    }
-
-    /// A parameter left without a partner in [`FusedAdam::update_in_pairs`].
-    fn update_single(
-        &mut self,
-        updated: &mut HashMap<ParamId, Tensor<1>>,
-        lr: LearningRate,
-        job: Job,
-        moments: Moments,
-    ) {
-        let time = moments.time;
-        let coefficients = self.coefficients(lr, time);
-        let (param, moment_1, moment_2) = adam_update(
-            job.param,
-            job.grad,
-            None,
-            moments.moment_1,
-            moments.moment_2,
-            coefficients,
-        );
-        self.states.insert(
-            job.id,
-            Moments {
-                time,
-                moment_1,
-                moment_2,
-            },
-        );
-        updated.insert(job.id, param);
     }
 }
 
