@@ -18,14 +18,15 @@
 #
 # What runs (`run`), each item alternating which program goes first from round to round:
 # - one training step, AE and VAE, at each batch in BATCHES: `latentlab bench --device gpu`
-#   (the WGSL build, and the SPIR-V build where it travelled) and `torch_ref.py --bench-only`
+#   (the WGSL build, with its `--replay` probe unless REPLAY=0, and the SPIR-V build where it
+#   travelled) and `torch_ref.py --bench-only`
 #   eager (and `--compile` if COMPILE=1): median of STEPS steps after WARMUP, ROUNDS rounds;
 # - a whole training run of EPOCHS epochs of each model (TRAIN_ROUNDS rounds): latentlab on the
 #   GPU, PyTorch on CUDA, and latentlab on the CPU of the same machine (the parity check:
 #   the same seed must reach the same test losses on both devices);
 # - one training step of the convolutional AE and VAE (`bench --arch conv --device gpu`,
 #   batch 128, ROUNDS rounds): latentlab only, the reference has no conv model.
-# Knobs (environment): ROUNDS=5 TRAIN_ROUNDS=1 BATCHES="128 1024" STEPS=200 WARMUP=20 EPOCHS=3
+# Knobs (environment): ROUNDS=5 TRAIN_ROUNDS=1 REPLAY=1 BATCHES="128 1024" STEPS=200 WARMUP=20 EPOCHS=3
 # TRAIN_LIMIT (all images) COMPILE=1 TORCH_DEVICE=cuda TORCH_PY=python3 OUT=bench/out
 # PARTS="startup steps conv train" (any of them) ROUND_START=1 (to continue an earlier call's rounds) DEADLINE_S (no new measurement starts after it, so
 # that a call under a time limit still ends with its summary).
@@ -125,12 +126,28 @@ run() {
   # One record per measurement: {"what": ..., "side": ..., ...} on one line.
   record() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$1" "$2" >>"$jsonl"; }
 
+  # The WGSL build's MLP step also times its replay from a captured graph (`bench --replay`, a
+  # probe: the weights do not advance), recorded as side latentlab-wgpu-replay-probe; if that
+  # fails the step is measured again without it, and the probe is not tried again.
+  local replay=${REPLAY:-1}
   ours_step() {  # model batch round [arch: mlp (default) or conv] [binary] [side]
-    local t0=$SECONDS j arch=${4:-mlp} side=${6:-latentlab-wgpu} b=${5:-$bin}
+    local t0=$SECONDS j arch=${4:-mlp} side=${6:-latentlab-wgpu} b=${5:-$bin} probe=()
     [ "$arch" = conv ] && side=latentlab-wgpu-conv
-    j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json) || { echo "$side bench $1 $2 $arch failed"; return 1; }
+    [ "$replay" = 1 ] && [ "$side" = latentlab-wgpu ] && probe=(--replay)
+    j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json "${probe[@]}") || {
+      if [ ${#probe[@]} -gt 0 ]; then
+        echo "$side bench --replay $1 $2 failed: the replay probe is not tried again"; replay=0; probe=()
+        j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json) || { echo "$side bench $1 $2 $arch failed"; return 1; }
+      else echo "$side bench $1 $2 $arch failed"; return 1; fi
+    }
     echo "step $1 $arch b$2 r$3 $side: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f; host %.3f, %d launches)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"], d.get("median_enqueue_ms", 0), d.get("kernel_launches_per_step", 0)))') [$((SECONDS - t0)) s]"
     record "{\"what\":\"step\",\"side\":\"$side\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$j"
+    if [ ${#probe[@]} -gt 0 ]; then
+      local p
+      p=$(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); p=d["replay_probe"]; p.update({k: d[k] for k in ("adapter", "backend", "cpu")}); print(json.dumps(p))')
+      echo "step $1 $arch b$2 r$3 latentlab-wgpu-replay-probe: $(echo "$p" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f; host %.3f; same loss as an ordinary forward pass: %s)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"], d["median_enqueue_ms"], d["same_loss"]))')"
+      record "{\"what\":\"step\",\"side\":\"latentlab-wgpu-replay-probe\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$p"
+    fi
   }
   torch_step() {  # model batch round side [--compile]
     local t0=$SECONDS d="$scratch/$4-$1-$2-$3"

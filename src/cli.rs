@@ -76,6 +76,11 @@ pub struct BenchArgs {
     /// Time Burn's own Adam instead of latentlab's fused update (an A/B of shaders/adam.rs).
     #[arg(long)]
     pub burn_adam: bool,
+    /// GPU only, a probe: also capture one step as a graph (burn::tensor::capture) and time
+    /// its replays. The weights do not advance between replays (training cannot replay yet):
+    /// it says what a step costs once the host's per-step work is gone.
+    #[arg(long)]
+    pub replay: bool,
     /// Folder of the four IDX files (the steps train on real images).
     #[arg(long, value_name = "DIR", default_value = "data/mnist")]
     pub data_dir: PathBuf,

@@ -65,6 +65,8 @@ pub struct BenchResult {
     /// The same launches by kernel name, most frequent first, so that a change to the step
     /// shows which launches it saved.
     pub kernel_launches_by_kernel: LaunchesByKernel,
+    /// `--replay`: the same step captured once as a graph and replayed.
+    pub replay_probe: Option<ReplayProbe>,
     /// The widest vector instructions the CPU offers the matrix products, and how its computing
     /// threads treat denormal floats.
     pub instruction_set: &'static str,
@@ -76,8 +78,31 @@ pub struct BenchResult {
     pub latentlab_version: &'static str,
 }
 
-/// Kept whole: after the three measuring calls it is the one `BenchResult` literal, a field a line.
+/// `bench --replay`: one step captured with `burn::tensor::capture` on the GPU and replayed
+/// `steps` times, each replay read back. A replay re-issues the recorded kernels against the
+/// buffers of the capture, skipping autodiff, Burn's fusion and CubeCL's launch planning; the
+/// weights and Adam's moments are not updated in place, so every replay recomputes the
+/// captured step from the same weights (which is what `same_loss` checks). What a training
+/// step would cost once it can be replayed; not a training step (see BENCHMARKS.md).
+#[derive(Debug, Serialize)]
+pub struct ReplayProbe {
+    pub median_step_ms: f64,
+    pub p10_step_ms: f64,
+    pub p90_step_ms: f64,
+    /// Median milliseconds until `replay` returned, before the read-back.
+    pub median_enqueue_ms: f64,
+    /// Every replay's loss equals, bit for bit, the loss an ordinary forward pass computes
+    /// from the weights the captured step read, on the same batch.
+    pub same_loss: bool,
+}
+
+/// Kept whole: after the measuring calls it is the one `BenchResult` literal, a field a line.
 pub fn bench(args: BenchArgs) -> Result<(), AppError> {
+    if args.replay && args.device != device::DeviceChoice::Gpu {
+        return Err(AppError::Usage(
+            "--replay captures a step as a GPU graph: it needs --device gpu".into(),
+        ));
+    }
     let (mut session, opened) = open_session(&args)?;
     let batches = Batches::new(
         &session,
@@ -95,6 +120,11 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         warmup + steps,
         steps,
     )?;
+    let replay_probe = if args.replay {
+        Some(time_replays(&mut session, &batches, steps)?)
+    } else {
+        None
+    };
     let bs = batches.size;
     let flops = session.settings.model.flops_per_step(bs);
     let median = percentile(&times, 50.0);
@@ -130,6 +160,7 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
             .iter()
             .fold(0.0, |sum, (_, n)| sum + n),
         kernel_launches_by_kernel,
+        replay_probe,
         instruction_set: device::cpu::instruction_set(),
         denormals: device::cpu::denormal_mode().as_str(),
         threads: rayon::current_num_threads(),
@@ -263,6 +294,62 @@ fn time_steps(
     Ok((times, enqueue, launches.per_step(steps)))
 }
 
+/// See [`ReplayProbe`]. The capture runs three ordinary steps on the first batch to warm up,
+/// then records a fourth.
+fn time_replays(
+    session: &mut Session,
+    batches: &Batches,
+    steps: usize,
+) -> Result<ReplayProbe, AppError> {
+    let (x, eps) = batches.get(session, 0);
+    // The capture is opened on the inner (non-autodiff) device, whose stream runs every
+    // kernel of the step, backward included: Burn's autodiff backend offers no capture itself.
+    let inner = session.device.clone().inner();
+    // The weights each captured step read: kept alive, so that no later allocation takes
+    // their buffers while the replays still read them.
+    let mut read: Vec<crate::model::AutoEncoder> = Vec::new();
+    let mut graph = burn::tensor::capture(&inner, || {
+        read.push(session.model().clone());
+        session.step(x.clone(), eps.clone())
+    });
+    if !graph.is_hardware() {
+        return Err(crate::train::TrainError::Execution(
+            "this device cannot capture a graph".into(),
+        )
+        .into());
+    }
+    let (mut times, mut enqueue) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
+    let mut losses = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let start = Instant::now();
+        // Safety: the buffers the graph reads are the batch and noise (owned by the closure),
+        // the weights (kept in `read`) and what the capture allocated (pinned by the graph);
+        // this thread alone issues work, on the capture's stream, and reads each replay back
+        // before the next.
+        let loss = unsafe { graph.replay() }.clone();
+        let handed_on = start.elapsed();
+        losses.push(read_scalar(loss)?);
+        times.push(start.elapsed().as_secs_f32() * 1e3);
+        enqueue.push(handed_on.as_secs_f32() * 1e3);
+    }
+    drop(graph);
+    // On wgpu the capture records the launches without running them, so the captured step's
+    // own loss is never computed; an ordinary forward pass from its weights is the reference.
+    let ordinary = match read.last() {
+        Some(model) => read_scalar(model.losses(x, eps, session.beta).total.detach().inner())?,
+        None => f64::NAN,
+    };
+    drop(read);
+    let same_loss = losses.iter().all(|l| l.to_bits() == ordinary.to_bits());
+    Ok(ReplayProbe {
+        median_step_ms: percentile(&times, 50.0),
+        p10_step_ms: percentile(&times, 10.0),
+        p90_step_ms: percentile(&times, 90.0),
+        median_enqueue_ms: percentile(&enqueue, 50.0),
+        same_loss,
+    })
+}
+
 /// Median milliseconds of the three phases of `steps` steps from step `first` on, the device
 /// waited for after each phase (which would distort whole-step times on a GPU).
 fn time_phases(
@@ -296,8 +383,18 @@ fn time_phases(
 impl BenchResult {
     /// The text `bench` prints without `--json`.
     fn sentence(&self) -> String {
+        let replay = self.replay_probe.as_ref().map_or(String::new(), |r| {
+            format!(
+                "; replayed from a captured graph (a probe: the weights do not advance): median {:.3} ms (p10 {:.3}, p90 {:.3}; host done after {:.3}), {} loss as an ordinary forward pass from the same weights",
+                r.median_step_ms,
+                r.p10_step_ms,
+                r.p90_step_ms,
+                r.median_enqueue_ms,
+                if r.same_loss { "the same" } else { "NOT the same" }
+            )
+        });
         format!(
-            "{} {}-{}-{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}; host done after {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {:.0} kernel launches per step; {} threads on {} cores of {} ({}, denormals {}), {} build",
+            "{} {}-{}-{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}; host done after {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {:.0} kernel launches per step; {} threads on {} cores of {} ({}, denormals {}), {} build{}",
             self.model.to_uppercase(),
             self.hidden[0],
             self.hidden[1],
@@ -327,7 +424,8 @@ impl BenchResult {
             self.cpu,
             self.instruction_set,
             self.denormals,
-            self.profile
+            self.profile,
+            replay
         )
     }
 }

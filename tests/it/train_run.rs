@@ -329,9 +329,39 @@ fn flushing_denormals_keeps_the_losses_and_bench_names_the_mode() {
     #[cfg(target_arch = "x86_64")]
     assert_eq!(default["denormals"], "flush-to-zero");
     assert_eq!(keeping["denormals"], "kept");
+    // No graph probe unless asked for (`bench --replay`).
+    assert!(default["replay_probe"].is_null(), "{default}");
     let isa = default["instruction_set"].as_str().unwrap();
     assert!(
         ["avx512f", "avx2+fma", "sse2", std::env::consts::ARCH].contains(&isa),
         "{isa}"
     );
+}
+
+/// `bench --replay` (issue 18's probe): a training step captured as a graph on the GPU path
+/// (lavapipe here) and replayed gives, every replay, bit for bit the loss an ordinary forward
+/// pass computes from the same weights and batch: the graph holds every launch of the step,
+/// custom kernels and Burn's fused ones alike, bound to the right buffers. On the CPU the flag
+/// is refused as bad input.
+#[test]
+fn bench_replay_reproduces_the_step_from_a_captured_graph() {
+    let out = latentlab()
+        .args([
+            "bench", "--model", "vae", "--device", "gpu", "--steps", "3", "--warmup", "1",
+            "--replay", "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let probe = &json["replay_probe"];
+    assert_eq!(probe["same_loss"], true, "{probe}");
+    assert!(probe["median_step_ms"].as_f64().unwrap() > 0.0, "{probe}");
+    latentlab()
+        .args(["bench", "--device", "cpu", "--replay"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--replay"));
 }
