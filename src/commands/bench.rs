@@ -322,10 +322,10 @@ fn time_replays(
     let mut losses = Vec::with_capacity(steps);
     for _ in 0..steps {
         let start = Instant::now();
-        // Safety: the buffers the graph reads are the batch and noise (owned by the closure),
-        // the weights (kept in `read`) and what the capture allocated (pinned by the graph);
-        // this thread alone issues work, on the capture's stream, and reads each replay back
-        // before the next.
+        // Safety: the buffers the graph reads are the batch and noise (`x`, `eps`, alive here
+        // until after the graph), the weights (kept in `read`) and what the capture allocated
+        // (pinned by the graph); this thread alone issues work, on the capture's stream, and
+        // reads each replay back before the next.
         let loss = unsafe { graph.replay() }.clone();
         let handed_on = start.elapsed();
         losses.push(read_scalar(loss)?);
