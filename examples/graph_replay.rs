@@ -22,33 +22,13 @@ fn main() {
     let w = Tensor::<2>::random([8, 8], Distribution::Default, &device).mul_scalar(0.1);
     let x = Tensor::<2>::random([8, 8], Distribution::Default, &device);
     // 30 matmuls, 30 relus, 30 adds: about what one training step issues.
-    let f = || {
+    compare("forward", &device, n, || {
         let mut h = x.clone();
         for _ in 0..30 {
             h = h.matmul(w.clone()).clamp_min(0.0).add_scalar(0.01);
         }
         h.sum()
-    };
-    for _ in 0..20 {
-        let _ = f().into_scalar::<f32>();
-    }
-    let t = Instant::now();
-    let mut s = 0.0;
-    for _ in 0..n {
-        s += f().into_scalar::<f32>();
-    }
-    let normal = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-    // Safety of the replays below: every tensor the closures read (x, w, xa, wa) lives until
-    // the end of main, and one thread issues everything, on the capture's stream.
-    let mut g = burn::tensor::capture(&device, f);
-    println!("hardware graph: {}", g.is_hardware());
-    let t = Instant::now();
-    let mut s2 = 0.0;
-    for _ in 0..n {
-        s2 += unsafe { g.replay() }.clone().into_scalar::<f32>();
-    }
-    let replay = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-    println!("normal {normal:.3} ms/iter (sum {s}), replay {replay:.3} ms/iter (sum {s2})");
+    });
 
     // The same chain with gradients: tensors on the autodiff device, the graph captured on the
     // inner device's stream (Burn's autodiff backend itself reports no graph support).
@@ -57,30 +37,36 @@ fn main() {
         .mul_scalar(0.1)
         .require_grad();
     let xa = Tensor::<2>::random([8, 8], Distribution::Default, &ad);
-    let fa = || {
+    compare("forward and backward", &device, n, || {
         let mut h = xa.clone();
         for _ in 0..30 {
             h = h.matmul(wa.clone()).clamp_min(0.0).add_scalar(0.01);
         }
-        let loss = h.sum();
-        let grads = loss.backward();
+        let grads = h.sum().backward();
         wa.grad(&grads).map(|g| g.sum()).unwrap()
-    };
-    let t = Instant::now();
-    let mut s = 0.0;
-    for _ in 0..n {
-        s += fa().into_scalar::<f32>();
+    });
+}
+
+/// `f` run `n` times as Burn operations, then captured and replayed `n` times, after the same
+/// 20 untimed runs (kernel compilation, autotune); each iteration read back.
+fn compare(what: &str, device: &Device, n: usize, mut f: impl FnMut() -> Tensor<1>) {
+    for _ in 0..20 {
+        let _ = f().into_scalar::<f32>();
     }
+    let t = Instant::now();
+    let ran: f32 = (0..n).map(|_| f().into_scalar::<f32>()).sum();
     let normal = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-    let mut g = burn::tensor::capture(&device, fa);
-    println!("autodiff: hardware graph: {}", g.is_hardware());
+    let mut graph = burn::tensor::capture(device, f);
     let t = Instant::now();
-    let mut s2 = 0.0;
-    for _ in 0..n {
-        s2 += unsafe { g.replay() }.clone().into_scalar::<f32>();
-    }
+    // Safety: every tensor the closure reads lives in `main` until after this function, and
+    // one thread issues everything, on the capture's stream.
+    let replayed: f32 = (0..n)
+        .map(|_| unsafe { graph.replay() }.clone().into_scalar::<f32>())
+        .sum();
     let replay = t.elapsed().as_secs_f64() * 1e3 / n as f64;
     println!(
-        "autodiff: normal {normal:.3} ms/iter (sum {s}), replay {replay:.3} ms/iter (sum {s2})"
+        "{what}: run {normal:.3} ms/iteration (sum {ran}), replayed {replay:.3} ms/iteration \
+         (sum {replayed}; a captured graph: {})",
+        graph.is_hardware()
     );
 }
