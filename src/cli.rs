@@ -288,7 +288,7 @@ impl FigureFlags {
 /// The ids of every `TrainFlags` flag, which `compare --ae/--vae` refuses one by one (a
 /// conflict with the whole group would list all fourteen in its message); a unit test keeps
 /// the list complete.
-const TRAIN_FLAGS: [&str; 17] = [
+const TRAIN_FLAGS: [&str; 18] = [
     "device",
     "epochs",
     "batch_size",
@@ -306,6 +306,7 @@ const TRAIN_FLAGS: [&str; 17] = [
     "arch",
     "iwae_samples",
     "snapshot_every",
+    "no_graph",
 ];
 
 /// The settings a training run shares with `compare`.
@@ -375,6 +376,11 @@ pub struct TrainFlags {
     /// [default: at the end of every epoch].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_every: Option<u64>,
+
+    /// With --device gpu, issue every training step anew instead of replaying one captured
+    /// step for the epoch's full batches (the same arithmetic; for comparison).
+    #[arg(long)]
+    pub no_graph: bool,
 }
 
 /// The sizes of the model, shared by `train`, `compare` and `bench`.
@@ -473,6 +479,7 @@ impl TrainFlags {
             binarize: self.binarize,
             iwae_samples: self.iwae_samples as usize,
             snapshot_every: self.snapshot_every.map(|n| n as usize),
+            step_graph: !self.no_graph,
         })
     }
 }

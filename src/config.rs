@@ -56,6 +56,15 @@ pub struct TrainSettings {
     /// Keep the test codes every N steps; `None`: after every epoch (and before the first).
     #[serde(default)]
     pub snapshot_every: Option<usize>,
+    /// On a GPU, replay one captured training step for the epoch's full batches instead of
+    /// issuing every step anew (`train::graph`). A choice of this process, not of the run: not
+    /// saved, so a resumed run uses it.
+    #[serde(skip_serializing, default = "replay_by_default")]
+    pub step_graph: bool,
+}
+
+fn replay_by_default() -> bool {
+    true
 }
 
 impl TrainSettings {
@@ -78,6 +87,7 @@ impl TrainSettings {
             binarize: Binarize::None,
             iwae_samples: IWAE_SAMPLES,
             snapshot_every: None,
+            step_graph: true,
         }
     }
 
@@ -90,6 +100,16 @@ impl TrainSettings {
             self.beta
         } else {
             self.beta * step as f64 / ramp as f64
+        }
+    }
+
+    /// Whether the test codes are kept after training step `step` (counted from 1 over the
+    /// whole run) for latent_evolution.gif: every `snapshot_every` steps and after the last
+    /// one, or at the end of every epoch.
+    pub fn snapshot_due(&self, step: usize, steps_per_epoch: usize) -> bool {
+        match self.snapshot_every {
+            Some(n) => step.is_multiple_of(n) || step == self.epochs * steps_per_epoch,
+            None => step.is_multiple_of(steps_per_epoch),
         }
     }
 

@@ -146,7 +146,7 @@ impl FusedOps for CubeBackend {
 const PAIR_BINDINGS: u32 = 15;
 
 /// A launch of one thread per element for `n` elements on `tensor`'s device.
-fn one_thread_each(tensor: &CubeTensor, n: usize) -> (CubeCount, CubeDim) {
+pub(super) fn one_thread_each(tensor: &CubeTensor, n: usize) -> (CubeCount, CubeDim) {
     let cube_dim = CubeDim::new(&tensor.client, n);
     (
         calculate_cube_count_elemwise(&tensor.client, n, cube_dim),
@@ -155,7 +155,7 @@ fn one_thread_each(tensor: &CubeTensor, n: usize) -> (CubeCount, CubeDim) {
 }
 
 /// A new, uninitialised tensor on `tensor`'s device with its dtype.
-fn like(tensor: &CubeTensor, shape: Shape) -> CubeTensor {
+pub(super) fn like(tensor: &CubeTensor, shape: Shape) -> CubeTensor {
     empty_device_dtype(
         tensor.client.clone(),
         tensor.device.clone(),

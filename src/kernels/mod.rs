@@ -31,6 +31,7 @@ mod autodiff;
 mod cube;
 mod flex;
 pub mod reference;
+pub mod step_graph;
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;

@@ -21,6 +21,8 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{
     AdamState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
 };
+use burn::backend::Dispatch;
+use burn::backend::tensor::FloatTensor;
 use burn::tensor::{Device, Tensor};
 
 use super::halves;
@@ -122,6 +124,93 @@ impl Optimiser {
                 Ok(Optimiser::Fused(adam))
             }
         }
+    }
+}
+
+/// What an in-place Adam step (`train::graph`) updates: every parameter with its moments, in
+/// the module's order and in pairs (a layer's weight and bias), all at step `time`.
+pub struct InPlaceParams {
+    pub pairs: Vec<[InPlaceParam; 2]>,
+    /// Steps every parameter has taken so far.
+    pub time: usize,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+}
+
+/// One parameter: the tensor the model holds, in its shape, off the autodiff graph (its buffer
+/// is what the step writes: a reshaped view might be a copy), and its moments, flat.
+#[derive(Clone)]
+pub struct InPlaceParam {
+    pub id: ParamId,
+    pub param: FloatTensor<Dispatch>,
+    pub moment_1: Tensor<1>,
+    pub moment_2: Tensor<1>,
+}
+
+impl Optimiser {
+    /// The parameters of `model` and their moments for steps that write them in place, or
+    /// `None` where such steps cannot stand for this optimiser's (Burn's Adam; parameters at
+    /// different steps; an odd count). Parameters that have taken no step get zero moments,
+    /// which is what their first step starts from anyway.
+    pub fn in_place(&mut self, model: &AutoEncoder) -> Option<InPlaceParams> {
+        let Optimiser::Fused(adam) = self else {
+            return None;
+        };
+        let mut every = Flat(Vec::new());
+        model.visit(&mut every);
+        let mut params = Vec::with_capacity(every.0.len());
+        let mut times = Vec::with_capacity(every.0.len());
+        for (id, param, n, device) in every.0 {
+            let moments = adam.states.entry(id).or_insert_with(|| Moments {
+                time: 0,
+                moment_1: Tensor::zeros([n], &device),
+                moment_2: Tensor::zeros([n], &device),
+            });
+            times.push(moments.time);
+            params.push(InPlaceParam {
+                id,
+                param,
+                moment_1: moments.moment_1.clone(),
+                moment_2: moments.moment_2.clone(),
+            });
+        }
+        let time = *times.first()?;
+        if times.iter().any(|&t| t != time) || !params.len().is_multiple_of(2) {
+            return None;
+        }
+        let mut pairs = Vec::with_capacity(params.len() / 2);
+        let mut params = params.into_iter();
+        while let (Some(a), Some(b)) = (params.next(), params.next()) {
+            pairs.push([a, b]);
+        }
+        Some(InPlaceParams {
+            pairs,
+            time,
+            beta_1: adam.beta_1,
+            beta_2: adam.beta_2,
+            epsilon: adam.epsilon,
+        })
+    }
+
+    /// Counts `steps` in-place steps of every parameter (their moments are already written).
+    pub fn advance(&mut self, steps: usize) {
+        if let Optimiser::Fused(adam) = self {
+            for moments in adam.states.values_mut() {
+                moments.time += steps;
+            }
+        }
+    }
+}
+
+/// Every parameter off the autodiff graph, with its size and device.
+struct Flat(Vec<(ParamId, FloatTensor<Dispatch>, usize, Device)>);
+
+impl ModuleVisitor for Flat {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val().inner();
+        let (n, device) = (tensor.shape().num_elements(), tensor.device());
+        self.0.push((param.id, tensor.into_dispatch(), n, device));
     }
 }
 

@@ -3,6 +3,7 @@
 //! commands' business: training returns the trained session and knows nothing of figures.
 
 pub mod adam;
+mod graph;
 mod halves;
 pub mod progress;
 pub mod readback;
@@ -276,7 +277,9 @@ fn save_epoch(
 }
 
 /// What the progress display keeps of a finished epoch.
-fn epoch_line(row: &MetricsRow, warming: bool) -> String {
+/// `replayed`: of `steps`, the steps that were graph replays (said only where there were some,
+/// so that a GPU user sees whether the fast path ran).
+fn epoch_line(row: &MetricsRow, warming: bool, replayed: usize, steps: usize) -> String {
     let mut line = format!(
         "{:.1}s  {:.0} img/s  train {:.2}  test recon {:.2}  KL {:.2}  loss {:.2}",
         row.seconds, row.images_per_sec, row.train_loss, row.test_recon, row.test_kl, row.test_loss,
@@ -290,6 +293,9 @@ fn epoch_line(row: &MetricsRow, warming: bool) -> String {
     }
     if let (true, Some(beta)) = (warming, row.beta) {
         line.push_str(&format!("  beta {beta:.3}"));
+    }
+    if replayed > 0 {
+        line.push_str(&format!("  replayed {replayed}/{steps} steps"));
     }
     line
 }
@@ -323,7 +329,6 @@ fn run_epochs(
         run_dir.display()
     ));
     let steps = session.steps_per_epoch();
-    let last_step = settings.epochs * steps;
     // The test codes for latent_evolution.gif: before training, then every N steps or at the
     // end of every epoch, and always after the last step. Each is written before the epoch's
     // checkpoint, so a resumed run has every snapshot up to where it continues.
@@ -334,10 +339,7 @@ fn run_epochs(
         }
         Ok(())
     };
-    let due = |step: usize| match settings.snapshot_every {
-        Some(n) => step.is_multiple_of(n) || step == last_step,
-        None => step.is_multiple_of(steps),
-    };
+    let due = |step: usize| settings.snapshot_due(step, steps);
     if first == 1 {
         keep(&session, 0)?;
     }
@@ -358,7 +360,7 @@ fn run_epochs(
         timings.add("training", stats.seconds);
         let row = save_epoch(&session, epoch, stats, run_dir, &mut rows, &mut timings)?;
         let warming = settings.kl_warmup >= epoch && settings.model.kind.is_variational();
-        progress.finish_epoch(epoch, settings.epochs, &epoch_line(&row, warming));
+        progress.finish_epoch(epoch, settings.epochs, &epoch_line(&row, warming, stats.replayed, steps));
     }
     progress.finish();
     Ok(Trained {

@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::TrainError;
 use super::adam::{Grads, Optimiser};
+use super::graph::{self, EpochGraph, Segment, StepInputs, WARMUP_STEPS};
 use super::halves;
 use super::progress::Progress;
 use super::rng;
@@ -41,6 +42,8 @@ pub struct EpochStats {
     pub train_loss: f64,
     /// The KL weight of the epoch's last step.
     pub beta: f64,
+    /// Steps that were replays of a captured step (`graph`), not issued anew.
+    pub replayed: usize,
 }
 
 /// Test-set losses, nats per image.
@@ -175,6 +178,9 @@ impl Session {
     /// `after_step` sees the session after every step with the run's step count so far (it
     /// keeps snapshots); the time it takes is not counted as training time.
     ///
+    /// On a GPU the full batches of each block of the epoch's order are replays of a captured
+    /// step where they can be (`graph`): the same arithmetic, none of the host's per-step work.
+    ///
     /// Kept whole: the training loop, whose every line (stop, batch, step, hook, read-back) runs
     /// once per step.
     pub fn train_epoch(
@@ -191,6 +197,7 @@ impl Session {
         );
         let n = self.train.len();
         let steps = self.steps_per_epoch();
+        let base = (epoch - 1) * steps;
         let start = Instant::now();
         let order = EpochOrder::new(&self.train, rng::epoch_permutation(seed, epoch, n), bs);
         let noise = self.settings.model.kind.is_variational().then(|| {
@@ -201,48 +208,123 @@ impl Session {
         });
         let mut binarize = (self.settings.binarize == crate::data::Binarize::Dynamic)
             .then(|| rng::binarize_stream(seed, epoch));
+        let mut segments = match self.replays(epoch) {
+            true => graph::segments(&order, bs),
+            false => Vec::new(),
+        };
+        let mut graph: Option<EpochGraph> = None;
         progress.start_epoch(steps);
         let mut running = Tensor::<1>::zeros([1], &self.device.clone().inner());
-        let mut seen = 0usize;
+        let (mut step, mut seen, mut synced, mut replayed) = (0usize, 0usize, 0usize, 0usize);
         let mut paused = std::time::Duration::ZERO;
-        for step in 0..steps {
+        while step < steps {
             if stop.load(Ordering::SeqCst) {
                 return Err(TrainError::Interrupted { epoch });
             }
-            let (a, b) = (step * bs, ((step + 1) * bs).min(n));
-            let mut x = order.batch(&self.train, a..b);
-            if let Some(stream) = binarize.as_mut() {
-                x = bernoulli(x, stream);
+            if let Some(g) = graph.take_if(|g| step >= g.end) {
+                g.check_finished()?;
             }
-            let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
-            let run_step = (epoch - 1) * steps + step + 1;
-            self.beta = self.settings.beta_at(run_step, steps);
-            let batch_loss = self.step(x, eps);
-            running = running + batch_loss.mul_scalar((b - a) as f64);
-            seen += b - a;
-            let hook = Instant::now();
-            after_step(self, run_step)?;
-            paused += hook.elapsed();
-            if (step + 1) % self.sync_every == 0 || step + 1 == steps {
-                let sum = read_scalar(running.clone())?;
-                let mean = sum / seen as f64;
+            // Steps done by this turn: the capture's warm-up, or one step.
+            let mut done = 0;
+            if graph.is_none()
+                && let Some(k) = segments.iter().position(|s| self.can_capture(s, base, step))
+            {
+                let model = self.model().clone();
+                match self.optim.in_place(&model) {
+                    Some(params) => {
+                        let inputs = StepInputs {
+                            segment: segments.remove(k),
+                            noise: noise.clone().map(Tensor::inner),
+                            batch: bs,
+                            beta: self.settings.beta_at(base + step + 1, steps),
+                            lr: self.settings.lr,
+                            next: step,
+                        };
+                        self.beta = inputs.beta;
+                        let (captured, ran) =
+                            EpochGraph::capture(&model, params, inputs, &running)?;
+                        self.optim.advance(ran);
+                        graph = Some(captured);
+                        done = ran;
+                    }
+                    None => segments.clear(),
+                }
+            }
+            if done == 0 {
+                self.beta = self.settings.beta_at(base + step + 1, steps);
+                match graph.as_mut() {
+                    Some(g) => {
+                        g.replay();
+                        self.optim.advance(1);
+                        replayed += 1;
+                    }
+                    None => {
+                        let (a, b) = (step * bs, ((step + 1) * bs).min(n));
+                        let mut x = order.batch(&self.train, a..b);
+                        if let Some(stream) = binarize.as_mut() {
+                            x = bernoulli(x, stream);
+                        }
+                        let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
+                        let batch_loss = self.step(x, eps);
+                        running = running + batch_loss.mul_scalar((b - a) as f64);
+                    }
+                }
+                done = 1;
+            }
+            for _ in 0..done {
+                seen += ((step + 1) * bs).min(n) - step * bs;
+                step += 1;
+                let hook = Instant::now();
+                after_step(self, base + step)?;
+                paused += hook.elapsed();
+            }
+            if step - synced >= self.sync_every || step == steps {
+                synced = step;
+                let mean = read_scalar(running.clone())? / seen as f64;
                 if !mean.is_finite() {
                     return Err(TrainError::Diverged {
                         epoch,
-                        step: step + 1,
+                        step,
                         loss: mean,
                     });
                 }
                 let busy = start.elapsed().saturating_sub(paused);
-                progress.update(step + 1, mean, seen as f64 / busy.as_secs_f64());
+                progress.update(step, mean, seen as f64 / busy.as_secs_f64());
             }
+        }
+        if let Some(g) = graph {
+            g.check_finished()?;
         }
         let train_loss = read_scalar(running)? / n as f64;
         Ok(EpochStats {
             seconds: start.elapsed().saturating_sub(paused).as_secs_f64(),
             train_loss,
             beta: self.beta,
+            replayed,
         })
+    }
+
+    /// Whether this epoch's steps may be replays (`graph`): on a GPU, unless asked not to, with
+    /// the same KL weight for every step (no warm-up under way) and no fresh binarisation per
+    /// step (drawn on the host).
+    fn replays(&self, epoch: usize) -> bool {
+        let s = &self.settings;
+        s.step_graph
+            && !crate::device::is_cpu(&self.device)
+            && s.binarize != crate::data::Binarize::Dynamic
+            && (s.kl_warmup < epoch || !s.model.kind.is_variational())
+    }
+
+    /// Whether a graph can start at the epoch's batch `step` in `segment`: its warm-up steps
+    /// (and the recorded one, which a device that cannot record runs too) are all in the
+    /// segment with one step at least left to replay, and none of them is due a snapshot,
+    /// since their hooks see the weights only after the warm-up.
+    fn can_capture(&self, segment: &Segment, base: usize, step: usize) -> bool {
+        let steps = self.steps_per_epoch();
+        segment.batches.contains(&step)
+            && step + WARMUP_STEPS + 2 <= segment.batches.end
+            && (base + step + 1..=base + step + WARMUP_STEPS + 1)
+                .all(|s| !self.settings.snapshot_due(s, steps))
     }
 
     /// Test-set losses; the VAE uses one fixed noise draw per image, the same every epoch.

@@ -66,6 +66,12 @@ impl DeviceSplit {
         self.labels.is_empty()
     }
 
+    /// Each block with the index of its first row.
+    pub fn blocks(&self) -> impl Iterator<Item = (usize, &Tensor<2>)> {
+        let rows = self.block_rows;
+        self.blocks.iter().enumerate().map(move |(k, b)| (k * rows, b))
+    }
+
     /// Rows `a..b` as one `[b - a, pixels]` tensor.
     pub fn rows(&self, range: std::ops::Range<usize>) -> Tensor<2> {
         self.rows_on(range, &self.device)
