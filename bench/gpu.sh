@@ -22,7 +22,7 @@
 #   travelled) and `torch_ref.py --bench-only`
 #   eager (and `--compile` if COMPILE=1): median of STEPS steps after WARMUP, ROUNDS rounds;
 # - a whole training run of EPOCHS epochs of each model (TRAIN_ROUNDS rounds): latentlab on the
-#   GPU, PyTorch on CUDA, and latentlab on the CPU of the same machine (the parity check:
+#   GPU (as it trains, and with --no-graph: every step issued anew), PyTorch on CUDA, and latentlab on the CPU of the same machine (the parity check:
 #   the same seed must reach the same test losses on both devices);
 # - one training step of the convolutional AE and VAE (`bench --arch conv --device gpu`,
 #   batch 128, ROUNDS rounds): latentlab only, the reference has no conv model.
@@ -159,13 +159,14 @@ run() {
     echo "step $1 b$2 r$3 $4: $(echo "$j" | python3 -c 'import json,sys; b=json.load(sys.stdin)["step_bench"]; print("%.3f ms (p10 %.3f, p90 %.3f)" % (b["median_ms"], b["p10_ms"], b["p90_ms"]))') [$((SECONDS - t0)) s]"
     record "{\"what\":\"step\",\"side\":\"$4\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$j"
   }
-  ours_train() {  # model device round
-    local t0=$SECONDS d="$scratch/ours-$2-$1-$3"
-    "$bin" train --model "$1" --device "$2" --epochs "$epochs" "${limit[@]}" --out "$d" >/dev/null 2>"$d.err" \
-      || { echo "latentlab train $1 $2 failed: $(tail -n 2 "$d.err")"; return 0; }
+  ours_train() {  # model device round [side extra-arguments...]
+    local side=${4:-latentlab-$2}
+    local t0=$SECONDS d="$scratch/ours-$side-$1-$3"
+    "$bin" train --model "$1" --device "$2" --epochs "$epochs" "${limit[@]}" --out "$d" "${@:5}" >/dev/null 2>"$d.err" \
+      || { echo "latentlab train $1 $side failed: $(tail -n 2 "$d.err")"; return 0; }
     local wall=$((SECONDS - t0))
-    echo "train $1 latentlab-$2 r$3: wall ${wall} s; epochs $(python3 -c 'import csv,sys; print(", ".join("%.2f" % float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))))' "$d/metrics.csv") s"
-    record "{\"what\":\"train\",\"side\":\"latentlab-$2\",\"model\":\"$1\",\"round\":$3,\"wall_s\":$wall}" \
+    echo "train $1 $side r$3: wall ${wall} s; epochs $(python3 -c 'import csv,sys; print(", ".join("%.2f" % float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))))' "$d/metrics.csv") s"
+    record "{\"what\":\"train\",\"side\":\"$side\",\"model\":\"$1\",\"round\":$3,\"wall_s\":$wall}" \
       "$(python3 -c 'import csv,json,sys; rows=list(csv.DictReader(open(sys.argv[1]))); s=json.load(open(sys.argv[2])); print(json.dumps({"epoch_s":[float(r["seconds"]) for r in rows],"test_recon":s["test_recon"],"test_kl":s["test_kl"],"test_loss":s["test_loss"]}))' "$d/metrics.csv" "$d/summary.json")"
   }
   torch_train() {  # model round
@@ -239,10 +240,14 @@ run() {
   [[ " $parts " == *" train "* ]] && for r in $(seq "$train_rounds"); do
     for model in ae vae; do
       late "train round $r $model" && continue
+      # The GPU loop as it trains (full batches replayed from a captured step) and with every
+      # step issued anew (--no-graph), in the same alternation as PyTorch.
       if [ $((r % 2)) -eq 1 ]; then
-        ours_train "$model" gpu "$r"; torch_train "$model" "$r"
+        ours_train "$model" gpu "$r"; ours_train "$model" gpu "$r" latentlab-gpu-no-graph --no-graph
+        torch_train "$model" "$r"
       else
-        torch_train "$model" "$r"; ours_train "$model" gpu "$r"
+        torch_train "$model" "$r"
+        ours_train "$model" gpu "$r" latentlab-gpu-no-graph --no-graph; ours_train "$model" gpu "$r"
       fi
       [ "$r" = 1 ] && ours_train "$model" cpu "$r"
     done

@@ -127,7 +127,7 @@ fn adam_element_in_place<F: Float>(
     let m = moment_1[i] * beta_1 + g * one_minus_beta_1;
     let v = moment_2[i] * beta_2 + g * g * one_minus_beta_2;
     let update = m * step_size / (F::sqrt(v) + epsilon);
-    param[i] = param[i] - update * lr;
+    param[i] -= update * lr;
     moment_1[i] = m;
     moment_2[i] = v;
 }

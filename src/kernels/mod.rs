@@ -581,14 +581,14 @@ mod tests {
         [wave(0.71, 3.0), log_var, wave(1.93, 2.0)]
     }
 
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    pub(super) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
             .unwrap()
     }
 
-    fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    pub(super) fn assert_close(what: &str, got: &[f32], want: &[f32]) {
         assert_eq!(got.len(), want.len(), "{what}: lengths");
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
             let bound = TOLERANCE * (w.abs() as f64).max(1.0);
@@ -835,9 +835,9 @@ mod tests {
     // launch or a loop could stop at (65,535 vectors of 4 was lavapipe's, 2^18 and 2^24
     // elements, the last element), each large enough that losing it changes the sum by far
     // more than the tolerance.
-    const PAST_EVERY_LIMIT: usize = (1 << 24) + 1_001;
+    pub(super) const PAST_EVERY_LIMIT: usize = (1 << 24) + 1_001;
 
-    fn gpu() -> Device {
+    pub(super) fn gpu() -> Device {
         Device::wgpu(DeviceKind::DefaultDevice)
     }
 
@@ -994,7 +994,7 @@ mod tests {
     }
 
     /// A parameter tensor past every launch limit, its gradient in two parts, both moments.
-    fn adam_inputs() -> [Vec<f32>; 5] {
+    pub(super) fn adam_inputs() -> [Vec<f32>; 5] {
         let wave = |k: f32, scale: f32| -> Vec<f32> {
             (0..PAST_EVERY_LIMIT)
                 .map(|i| scale * ((i as f32 + 1.0) * k).sin())

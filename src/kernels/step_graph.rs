@@ -150,7 +150,14 @@ impl StepGraphOps for CubeBackend {
         counter: FloatTensor<Self>,
         c: AdamConstants,
     ) {
-        let [param_a, moment_1_a, moment_2_a, param_b, moment_1_b, moment_2_b] = [
+        let [
+            param_a,
+            moment_1_a,
+            moment_2_a,
+            param_b,
+            moment_1_b,
+            moment_2_b,
+        ] = [
             param_a, moment_1_a, moment_2_a, param_b, moment_1_b, moment_2_b,
         ]
         .map(|t| in_place(t, "a parameter or its moment"));
@@ -249,3 +256,110 @@ pub fn bias_table(beta_1: f32, beta_2: f32, epsilon: f32, first: usize, n: usize
         .collect()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::tests::{PAST_EVERY_LIMIT, adam_inputs, assert_close, gpu, values};
+    use crate::kernels::{AdamCoefficients, AdamSlot, adam_update, adam_update_pair};
+    use burn::tensor::{Device, TensorData};
+
+    fn tensor(v: Vec<f32>, device: &Device) -> Tensor<1> {
+        let n = v.len();
+        Tensor::from_data(TensorData::new(v, [n]), device)
+    }
+
+    /// The in-place update of a pair at the step the counter names is the update the pair
+    /// kernel makes with that step's coefficients (the moments to the bit, the weights within
+    /// tolerance of the CPU's), written into the very tensors passed in. At the model's largest
+    /// layer and with the second tensor past every launch limit, so that an element lost or
+    /// shifted at the seam, at the end or past a limit shows; a table entry read for the wrong
+    /// step would change every element.
+    #[test]
+    fn adam_in_place_is_the_pair_update_of_the_counters_step() {
+        let inputs = adam_inputs();
+        let device = gpu();
+        let (beta_1, beta_2, epsilon, lr) = (0.9, 0.999, 1e-8, 1e-3);
+        // Entries for steps 5, 6 and 7; the counter picks the last.
+        let table = tensor(bias_table(beta_1, beta_2, epsilon, 5, 3), &device);
+        let counter = tensor(vec![2.0], &device);
+        let c = AdamCoefficients::new(beta_1, beta_2, epsilon, lr as f64, 7);
+        let constants = AdamConstants { beta_1, beta_2, lr };
+        for (n_a, n_b) in [(784 * 512, 512), (1_001, PAST_EVERY_LIMIT - 1_001)] {
+            let parts = [0..n_a, n_a..n_a + n_b];
+            let slot = |device: &Device, range: &std::ops::Range<usize>| {
+                let [param, grad, moment_1, moment_2] =
+                    [0, 1, 3, 4].map(|k| tensor(inputs[k][range.clone()].to_vec(), device));
+                AdamSlot {
+                    param,
+                    grad,
+                    moment_1,
+                    moment_2,
+                }
+            };
+            let [a, b] = parts.clone().map(|range| slot(&device, &range));
+            let paired =
+                adam_update_pair(a, b, c).map(|(p, m, v)| [values(p), values(m), values(v)]);
+            let [a, b] = parts.clone().map(|range| slot(&device, &range));
+            let held = [&a, &b].map(|s| [&s.param, &s.moment_1, &s.moment_2].map(Clone::clone));
+            let [a, b] = [a, b].map(|s| InPlaceSlot {
+                param: s.param.into_dispatch(),
+                grad: s.grad.into_dispatch(),
+                moment_1: s.moment_1,
+                moment_2: s.moment_2,
+            });
+            adam_in_place(a, b, &table, &counter, constants);
+            let in_place = held.map(|tensors| tensors.map(values));
+            for k in 0..2 {
+                let what = format!("tensor {} of the pair ({n_a} + {n_b})", k + 1);
+                // The moments are the same bits as the pair kernel's. The weights are held, like
+                // the pair kernel's, to the CPU's within tolerance: the two shaders are compiled
+                // apart and may round the division differently (up to 4e-6 relative seen on
+                // lavapipe, where an update is 600 times its learning rate).
+                assert!(in_place[k][1..] == paired[k][1..], "{what}: moments differ");
+                let s = slot(&Device::flex(), &parts[k]);
+                let (p, m, v) = adam_update(s.param, s.grad, None, s.moment_1, s.moment_2, c);
+                for (name, (got, want)) in ["param", "moment 1", "moment 2"]
+                    .iter()
+                    .zip(in_place[k].iter().zip([values(p), values(m), values(v)]))
+                {
+                    assert_close(&format!("{what}: {name}"), got, &want);
+                }
+            }
+        }
+    }
+
+    /// The batch the counter names, out of a block whose rows past the counter's batch lie
+    /// beyond 2^24 elements (an f32 cannot index them), at batch sizes 128 and 1,024 of 784
+    /// pixels: every element, in place, against the host's slice.
+    #[test]
+    fn rows_at_copies_the_counters_batch_out_of_a_block() {
+        let device = gpu();
+        let (n, pixels) = (22_000, 784);
+        let block: Vec<f32> = (0..n * pixels).map(|i| (i % 1_000_003) as f32).collect();
+        let source = Tensor::<2>::from_data(TensorData::new(block.clone(), [n, pixels]), &device);
+        for (rows, batch, first) in [(128, 170, 2), (128, 2, 2), (1_024, 20, 0)] {
+            let counter = tensor(vec![batch as f32], &device);
+            let got = values(rows_at(&source, &counter, rows, first));
+            let start = (batch - first) * rows * pixels;
+            assert!(
+                got == block[start..start + rows * pixels],
+                "batch {batch} of {rows} rows, block from batch {first}"
+            );
+        }
+    }
+
+    /// The running sum gains loss * weight as the ordinary loop adds it (`running + loss *
+    /// weight`, in f32) and the counter one, step after step.
+    #[test]
+    fn finish_step_adds_the_weighted_loss_and_counts_the_step() {
+        let device = gpu();
+        let (running, counter) = (tensor(vec![2.5], &device), tensor(vec![7.0], &device));
+        let mut want = 2.5f32;
+        for (k, loss) in [0.3f32, 541.25, 1e-3].into_iter().enumerate() {
+            finish_step(&running, &counter, tensor(vec![loss], &device), 128.0);
+            want += loss * 128.0;
+            assert_eq!(values(running.clone()), vec![want], "step {k}");
+            assert_eq!(values(counter.clone()), vec![8.0 + k as f32], "step {k}");
+        }
+    }
+}

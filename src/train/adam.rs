@@ -17,12 +17,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use burn::backend::Dispatch;
+use burn::backend::tensor::FloatTensor;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{
     AdamState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
 };
-use burn::backend::Dispatch;
-use burn::backend::tensor::FloatTensor;
 use burn::tensor::{Device, Tensor};
 
 use super::halves;

@@ -24,9 +24,9 @@ use burn::backend::Dispatch;
 use burn::backend::tensor::FloatTensor;
 
 use super::TrainError;
-use super::split::EpochOrder;
 use super::adam::InPlaceParams;
 use super::readback::read_scalar;
+use super::split::EpochOrder;
 use crate::kernels::step_graph::{
     AdamConstants, InPlaceSlot, adam_in_place, bias_table, finish_step, rows_at,
 };
@@ -182,7 +182,8 @@ fn step_closure(
         // `kernels::step_graph`). Inside the capture a flush only orders the recording.
         let _ = device.flush();
         for [a, b] in &params.pairs {
-            let (Some(grad_a), Some(grad_b)) = (grads.by_id.remove(&a.id), grads.by_id.remove(&b.id))
+            let (Some(grad_a), Some(grad_b)) =
+                (grads.by_id.remove(&a.id), grads.by_id.remove(&b.id))
             else {
                 continue;
             };
@@ -192,7 +193,13 @@ fn step_closure(
                 moment_1: p.moment_1.clone(),
                 moment_2: p.moment_2.clone(),
             };
-            adam_in_place(slot(a, grad_a), slot(b, grad_b), &table, &counter, constants);
+            adam_in_place(
+                slot(a, grad_a),
+                slot(b, grad_b),
+                &table,
+                &counter,
+                constants,
+            );
         }
         // Adam has read the counter before it advances.
         let _ = device.flush();

@@ -360,7 +360,11 @@ fn run_epochs(
         timings.add("training", stats.seconds);
         let row = save_epoch(&session, epoch, stats, run_dir, &mut rows, &mut timings)?;
         let warming = settings.kl_warmup >= epoch && settings.model.kind.is_variational();
-        progress.finish_epoch(epoch, settings.epochs, &epoch_line(&row, warming, stats.replayed, steps));
+        progress.finish_epoch(
+            epoch,
+            settings.epochs,
+            &epoch_line(&row, warming, stats.replayed, steps),
+        );
     }
     progress.finish();
     Ok(Trained {

@@ -227,7 +227,9 @@ impl Session {
             // Steps done by this turn: the capture's warm-up, or one step.
             let mut done = 0;
             if graph.is_none()
-                && let Some(k) = segments.iter().position(|s| self.can_capture(s, base, step))
+                && let Some(k) = segments
+                    .iter()
+                    .position(|s| self.can_capture(s, base, step))
             {
                 let model = self.model().clone();
                 match self.optim.in_place(&model) {

@@ -69,7 +69,10 @@ impl DeviceSplit {
     /// Each block with the index of its first row.
     pub fn blocks(&self) -> impl Iterator<Item = (usize, &Tensor<2>)> {
         let rows = self.block_rows;
-        self.blocks.iter().enumerate().map(move |(k, b)| (k * rows, b))
+        self.blocks
+            .iter()
+            .enumerate()
+            .map(move |(k, b)| (k * rows, b))
     }
 
     /// Rows `a..b` as one `[b - a, pixels]` tensor.

@@ -365,3 +365,79 @@ fn bench_replay_reproduces_the_step_from_a_captured_graph() {
         .code(2)
         .stderr(predicates::str::contains("--replay"));
 }
+
+/// The numbers of a run's CSV file (a snapshot's test codes, metrics.csv's losses).
+fn numbers(text: &str) -> Vec<f64> {
+    text.lines()
+        .skip(1)
+        .flat_map(|l| l.split(',').filter_map(|f| f.parse::<f64>().ok()))
+        .collect()
+}
+
+fn assert_numbers_close(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+            "{what}[{i}]: replayed {g}, issued {w}"
+        );
+    }
+}
+
+/// On a GPU (lavapipe here) an epoch's full batches are replays of one captured step
+/// (`train::graph`), and they make the run that issuing every step makes (`--no-graph`):
+/// the same losses every epoch and the same test codes at every snapshot. A snapshot every 5
+/// steps puts one (step 20) among the warm-up steps a capture at the start of epoch 2 would
+/// run, whose hooks see only the weights after the warm-up: the capture waits until step 21.
+/// So of each epoch's 16 steps (15 full batches and a partial one), 12 are replays in epoch 1
+/// (3 warm-up steps, the partial batch issued anew) and 8 in epoch 2, as the epoch lines say.
+#[test]
+fn gpu_training_replays_its_steps_and_makes_the_run_of_issuing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let done = latentlab()
+            .args([
+                "train",
+                "--model",
+                "vae",
+                "--device",
+                "gpu",
+                "--train-limit",
+                "2000",
+                "--epochs",
+                "2",
+                "--hidden",
+                "32,16",
+                "--iwae-samples",
+                "10",
+                "--snapshot-every",
+                "5",
+            ])
+            .args(["--out", out.to_str().unwrap()])
+            .args(extra)
+            .assert()
+            .success();
+        let said = String::from_utf8_lossy(&done.get_output().stderr).into_owned();
+        (out, said)
+    };
+    let (replayed, said) = run("replayed", &[]);
+    let (issued, said_issued) = run("issued", &["--no-graph"]);
+    assert!(
+        said.contains("epoch 1/2") && said.contains("replayed 12/16 steps"),
+        "{said}"
+    );
+    assert!(said.contains("replayed 8/16 steps"), "{said}");
+    assert!(!said_issued.contains("replayed"), "{said_issued}");
+    let losses = |dir: &Path| numbers(&crate::common::losses(dir).join("\n"));
+    assert_numbers_close("losses", &losses(&replayed), &losses(&issued));
+    let steps = snapshot_steps(&replayed);
+    assert_eq!(steps, snapshot_steps(&issued));
+    assert_eq!(steps, [0, 5, 10, 15, 20, 25, 30, 32]);
+    for step in steps {
+        let file = format!("snapshots/step-{step:07}.csv");
+        let [a, b] = [&replayed, &issued].map(|d| numbers(&crate::common::read(d, &file)));
+        assert!(a.len() >= 2 * 10_000, "{file}: {} numbers", a.len());
+        assert_numbers_close(&file, &a, &b);
+    }
+}
