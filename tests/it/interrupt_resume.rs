@@ -18,24 +18,37 @@ const ARGS: [&str; 8] = [
     "--seed",
 ];
 
-fn uninterrupted(out: &Path) {
+fn uninterrupted(out: &Path, extra: &[&str]) {
     latentlab()
         .args(ARGS)
         .args(["7", "--out", out.to_str().unwrap()])
+        .args(extra)
         .assert()
         .success();
 }
 
 #[test]
 fn sigint_then_resume_gives_the_uninterrupted_result_bit_for_bit() {
+    sigint_then_resume(&[]);
+}
+
+/// The same on the GPU path (lavapipe here), whose epochs replay a captured step: the resumed
+/// run's replays take Adam's step count from the checkpoint, as the ordinary steps do.
+#[test]
+fn sigint_then_resume_on_the_gpu_gives_the_uninterrupted_result_bit_for_bit() {
+    sigint_then_resume(&["--device", "gpu", "--hidden", "32,16"]);
+}
+
+fn sigint_then_resume(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let (whole, cut) = (dir.path().join("whole"), dir.path().join("cut"));
-    uninterrupted(&whole);
+    uninterrupted(&whole, extra);
 
     let child = Command::new(assert_cmd::cargo::cargo_bin("latentlab"))
         .current_dir(repo())
         .args(ARGS)
         .args(["7", "--out", cut.to_str().unwrap()])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
