@@ -103,6 +103,11 @@ impl TrainSettings {
         }
     }
 
+    /// Whether the KL weight still rises during `epoch` (a VAE inside its warm-up).
+    pub fn warming_up(&self, epoch: usize) -> bool {
+        self.model.kind.is_variational() && self.kl_warmup >= epoch
+    }
+
     /// Whether the test codes are kept after training step `step` (counted from 1 over the
     /// whole run) for latent_evolution.gif: every `snapshot_every` steps and after the last
     /// one, or at the end of every epoch.

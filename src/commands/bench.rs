@@ -82,8 +82,9 @@ pub struct BenchResult {
 /// `steps` times, each replay read back. A replay re-issues the recorded kernels against the
 /// buffers of the capture, skipping autodiff, Burn's fusion and CubeCL's launch planning; the
 /// weights and Adam's moments are not updated in place, so every replay recomputes the
-/// captured step from the same weights (which is what `same_loss` checks). What a training
-/// step would cost once it can be replayed; not a training step (see BENCHMARKS.md).
+/// captured step from the same weights (which is what `same_loss` checks). A probe of the
+/// ordinary step's replay cost, not a training step: `train` replays its own in-place step
+/// (`train::graph`; `bench/graph_epochs.sh` times it).
 #[derive(Debug, Serialize)]
 pub struct ReplayProbe {
     pub median_step_ms: f64,

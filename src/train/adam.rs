@@ -160,14 +160,16 @@ impl Optimiser {
         let mut every = Flat(Vec::new());
         model.visit(&mut every);
         let mut params = Vec::with_capacity(every.0.len());
-        let mut times = Vec::with_capacity(every.0.len());
+        let mut time = None;
         for (id, param, n, device) in every.0 {
             let moments = adam.states.entry(id).or_insert_with(|| Moments {
                 time: 0,
                 moment_1: Tensor::zeros([n], &device),
                 moment_2: Tensor::zeros([n], &device),
             });
-            times.push(moments.time);
+            if *time.get_or_insert(moments.time) != moments.time {
+                return None;
+            }
             params.push(InPlaceParam {
                 id,
                 param,
@@ -175,8 +177,8 @@ impl Optimiser {
                 moment_2: moments.moment_2.clone(),
             });
         }
-        let time = *times.first()?;
-        if times.iter().any(|&t| t != time) || !params.len().is_multiple_of(2) {
+        let time = time?;
+        if !params.len().is_multiple_of(2) {
             return None;
         }
         let mut pairs = Vec::with_capacity(params.len() / 2);
@@ -193,7 +195,8 @@ impl Optimiser {
         })
     }
 
-    /// Counts `steps` in-place steps of every parameter (their moments are already written).
+    /// Counts `steps` in-place steps of every parameter (their moments are already written):
+    /// once per graph, when it is done (`EpochGraph::finish`).
     pub fn advance(&mut self, steps: usize) {
         if let Optimiser::Fused(adam) = self {
             for moments in adam.states.values_mut() {

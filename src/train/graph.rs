@@ -39,9 +39,7 @@ pub const WARMUP_STEPS: usize = 3;
 pub struct Segment {
     /// The block, off the autodiff graph.
     pub block: Tensor<2>,
-    /// The epoch's batch index of the block's first row.
-    pub first: usize,
-    /// The epoch's batch indices of the full batches in the block.
+    /// The epoch's batch indices of the full batches in the block (it starts with the first).
     pub batches: std::ops::Range<usize>,
 }
 
@@ -64,6 +62,8 @@ pub struct EpochGraph {
     graph: Graph<(), StepFn>,
     /// The index of the epoch's next batch, on the device.
     counter: Tensor<1>,
+    /// The epoch's batch index where the graph started (its warm-up's first step).
+    start: usize,
     /// The epoch's batch index the graph stops before.
     pub end: usize,
 }
@@ -110,6 +110,7 @@ impl EpochGraph {
         let graph = EpochGraph {
             graph,
             counter,
+            start: next,
             end,
         };
         Ok((graph, ran))
@@ -120,21 +121,23 @@ impl EpochGraph {
     pub fn replay(&mut self) {
         // Safety: every buffer the step reads or writes belongs to a tensor its closure owns
         // (the model's parameters through its copy of the model, the moments, the table, the
-        // counter, the running sum, the block and the noise), and the closure lives in the graph; what
-        // the capture allocated in between, the graph pins. Only this thread issues work on the
-        // capture's stream, and any read of what the replays wrote goes through that stream.
+        // counter, the running sum, the block and the noise), and the closure lives in the
+        // graph; what the capture allocated in between, the graph pins. Only this thread issues
+        // work on the capture's stream, and any read of what the replays wrote goes through
+        // that stream.
         unsafe {
             self.graph.replay();
         }
     }
 
-    /// Checks, once the graph's last step is issued, that the device counted every step up
-    /// to its end: a replay that did not run would leave the counter behind (and the weights
-    /// with it), which nothing else would show.
-    pub fn check_finished(self) -> Result<(), TrainError> {
+    /// Once the graph's last step is issued: the steps it made (warm-up included), for the
+    /// optimiser's step count, after checking that the device counted every one of them up to
+    /// its end: a replay that did not run would leave the counter behind (and the weights with
+    /// it), which nothing else would show.
+    pub fn finish(self) -> Result<usize, TrainError> {
         let next = read_scalar(self.counter.clone())?;
         if next == self.end as f64 {
-            Ok(())
+            Ok(self.end - self.start)
         } else {
             Err(TrainError::Execution(format!(
                 "a replayed training step did not run (the device counted {next} batches of {}); --no-graph issues every step anew",
@@ -166,13 +169,18 @@ fn step_closure(
         ..
     } = inputs;
     Box::new(move || {
-        let x = Tensor::from_inner(rows_at(&segment.block, &counter, batch, segment.first));
+        let x = Tensor::from_inner(rows_at(
+            &segment.block,
+            &counter,
+            batch,
+            segment.batches.start,
+        ));
         let eps = noise
             .as_ref()
             .map(|e| Tensor::from_inner(rows_at(e, &counter, batch, 0)));
         let losses = model.losses(x, eps, beta);
         let loss = losses.total.clone().detach().inner();
-        let mut grads = Grads {
+        let mut grads = GradsById {
             grads: GradientsParams::from_grads(losses.total.backward(), &model),
             by_id: HashMap::new(),
         };
@@ -208,12 +216,12 @@ fn step_closure(
 }
 
 /// Takes each parameter's gradient out of `grads`, in its shape.
-struct Grads {
+struct GradsById {
     grads: GradientsParams,
     by_id: HashMap<ParamId, FloatTensor<Dispatch>>,
 }
 
-impl ModuleVisitor for Grads {
+impl ModuleVisitor for GradsById {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(grad) = self.grads.remove::<D>(param.id) {
             self.by_id.insert(param.id, grad.into_dispatch());
@@ -233,7 +241,6 @@ pub fn segments(order: &EpochOrder, batch: usize) -> Vec<Segment> {
             let full = block.dims()[0] / batch;
             (start.is_multiple_of(batch) && full > 0).then(|| Segment {
                 block: block.clone().inner(),
-                first: start / batch,
                 batches: start / batch..start / batch + full,
             })
         })

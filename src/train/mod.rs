@@ -359,7 +359,7 @@ fn run_epochs(
         };
         timings.add("training", stats.seconds);
         let row = save_epoch(&session, epoch, stats, run_dir, &mut rows, &mut timings)?;
-        let warming = settings.kl_warmup >= epoch && settings.model.kind.is_variational();
+        let warming = settings.warming_up(epoch);
         progress.finish_epoch(
             epoch,
             settings.epochs,

@@ -222,7 +222,7 @@ impl Session {
                 return Err(TrainError::Interrupted { epoch });
             }
             if let Some(g) = graph.take_if(|g| step >= g.end) {
-                g.check_finished()?;
+                self.optim.advance(g.finish()?);
             }
             // Steps done by this turn: the capture's warm-up, or one step.
             let mut done = 0;
@@ -245,7 +245,6 @@ impl Session {
                         self.beta = inputs.beta;
                         let (captured, ran) =
                             EpochGraph::capture(&model, params, inputs, &running)?;
-                        self.optim.advance(ran);
                         graph = Some(captured);
                         done = ran;
                     }
@@ -257,7 +256,6 @@ impl Session {
                 match graph.as_mut() {
                     Some(g) => {
                         g.replay();
-                        self.optim.advance(1);
                         replayed += 1;
                     }
                     None => {
@@ -295,7 +293,7 @@ impl Session {
             }
         }
         if let Some(g) = graph {
-            g.check_finished()?;
+            self.optim.advance(g.finish()?);
         }
         let train_loss = read_scalar(running)? / n as f64;
         Ok(EpochStats {
@@ -314,7 +312,7 @@ impl Session {
         s.step_graph
             && !crate::device::is_cpu(&self.device)
             && s.binarize != crate::data::Binarize::Dynamic
-            && (s.kl_warmup < epoch || !s.model.kind.is_variational())
+            && !s.warming_up(epoch)
     }
 
     /// Whether a graph can start at the epoch's batch `step` in `segment`: its warm-up steps
