@@ -18,8 +18,8 @@
 #
 # What runs (`run`), each item alternating which program goes first from round to round:
 # - one training step, AE and VAE, at each batch in BATCHES: `latentlab bench --device gpu`
-#   (the WGSL build, with its `--replay` probe unless REPLAY=0, and the SPIR-V build where it
-#   travelled) and `torch_ref.py --bench-only`
+#   (the WGSL build, and the SPIR-V build where it travelled; each step issued anew, and unless
+#   REPLAY=0 also replayed from a captured step as `train` takes it) and `torch_ref.py --bench-only`
 #   eager (and `--compile` if COMPILE=1): median of STEPS steps after WARMUP, ROUNDS rounds;
 # - a whole training run of EPOCHS epochs of each model (TRAIN_ROUNDS rounds): latentlab on the
 #   GPU (as it trains, and with --no-graph: every step issued anew), PyTorch on CUDA, and latentlab on the CPU of the same machine (the parity check:
@@ -126,28 +126,31 @@ run() {
   # One record per measurement: {"what": ..., "side": ..., ...} on one line.
   record() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$1" "$2" >>"$jsonl"; }
 
-  # The WGSL build's MLP step also times its replay from a captured graph (`bench --replay`, a
-  # probe: the weights do not advance), recorded as side latentlab-wgpu-replay-probe; if that
-  # fails the step is measured again without it, and the probe is not tried again.
+  # Each step's bench also times the step as `train` takes it on a GPU (replayed from a
+  # captured step, the weights updated in place), recorded as side SIDE-replayed; if that
+  # fails the step is measured again with --no-graph, and replays are not tried again.
   local replay=${REPLAY:-1}
   ours_step() {  # model batch round [arch: mlp (default) or conv] [binary] [side]
-    local t0=$SECONDS j arch=${4:-mlp} side=${6:-latentlab-wgpu} b=${5:-$bin} probe=()
+    local t0=$SECONDS j arch=${4:-mlp} side=${6:-latentlab-wgpu} b=${5:-$bin} graph=()
     [ "$arch" = conv ] && side=latentlab-wgpu-conv
-    [ "$replay" = 1 ] && [ "$side" = latentlab-wgpu ] && probe=(--replay)
-    j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json "${probe[@]}") || {
-      if [ ${#probe[@]} -gt 0 ]; then
-        echo "$side bench --replay $1 $2 failed: the replay probe is not tried again"; replay=0; probe=()
-        j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json) || { echo "$side bench $1 $2 $arch failed"; return 1; }
+    [ "$replay" = 1 ] || graph=(--no-graph)
+    j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json "${graph[@]}") || {
+      if [ ${#graph[@]} -eq 0 ]; then
+        echo "$side bench $1 $2 $arch failed with replays: not tried again"; replay=0; graph=(--no-graph)
+        j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json "${graph[@]}") || { echo "$side bench $1 $2 $arch failed"; return 1; }
       else echo "$side bench $1 $2 $arch failed"; return 1; fi
     }
     echo "step $1 $arch b$2 r$3 $side: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f; host %.3f, %d launches)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"], d.get("median_enqueue_ms", 0), d.get("kernel_launches_per_step", 0)))') [$((SECONDS - t0)) s]"
     record "{\"what\":\"step\",\"side\":\"$side\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$j"
-    if [ ${#probe[@]} -gt 0 ]; then
-      local p
-      p=$(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); p=d["replay_probe"]; p.update({k: d[k] for k in ("adapter", "backend", "cpu")}); print(json.dumps(p))')
-      echo "step $1 $arch b$2 r$3 latentlab-wgpu-replay-probe: $(echo "$p" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f; host %.3f; same loss as an ordinary forward pass: %s)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"], d["median_enqueue_ms"], d["same_loss"]))')"
-      record "{\"what\":\"step\",\"side\":\"latentlab-wgpu-replay-probe\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$p"
-    fi
+    local p
+    p=$(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); p=d.get("replayed"); p and p.update({k: d[k] for k in ("adapter", "backend", "cpu")}); print(json.dumps(p) if p else d.get("not_replayed") or "")')
+    case "$p" in
+      "{"*)
+        echo "step $1 $arch b$2 r$3 $side-replayed: $(echo "$p" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f; host %.3f; %d captures; same loss as an ordinary forward pass: %s, worst error %.2f roundings)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"], d["median_enqueue_ms"], d["captures"], d["same_loss"], d["worst_loss_error"]))')"
+        record "{\"what\":\"step\",\"side\":\"$side-replayed\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$p" ;;
+      "") ;;
+      *) echo "step $1 $arch b$2 r$3 $side: not replayed: $p" ;;
+    esac
   }
   torch_step() {  # model batch round side [--compile]
     local t0=$SECONDS d="$scratch/$4-$1-$2-$3"
@@ -189,7 +192,7 @@ run() {
     local state t0 j secs
     for state in cold warm; do
       t0=$(date +%s.%N)
-      j=$("$1" bench --model vae --device gpu --batch-size 128 --steps 1 --warmup 0 --json) \
+      j=$("$1" bench --model vae --device gpu --batch-size 128 --steps 1 --warmup 0 --json --no-graph) \
         || { echo "start to first step ($2, $state): failed"; return 1; }
       secs=$(python3 -c "import sys; print(round($(date +%s.%N) - $t0, 3))")
       echo "start to first step ($2, $state): $secs s"

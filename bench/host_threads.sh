@@ -55,7 +55,7 @@ record() {
   local name=$1 model=$2 steps=$3
   perf record -q -e cpu-clock -F 4000 -o "$work/$name.data" -- \
     "$BIN" bench --model "$model" --device gpu --hidden "$HIDDEN" --batch-size "$BATCH" \
-    --steps "$steps" --warmup 20 --json >"$work/$name.json" 2>/dev/null
+    --steps "$steps" --warmup 20 --json --no-graph >"$work/$name.json" 2>/dev/null
   perf script -i "$work/$name.data" -F comm,ip,sym,dso 2>/dev/null |
     awk '{ comm=$1; dso=$NF; $1=""; $2=""; $NF=""; gsub(/^ +| +$/, ""); print comm "\t" dso "\t" $0 }' \
       >"$work/$name.samples"

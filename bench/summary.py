@@ -15,7 +15,7 @@ from collections import defaultdict
 
 
 def ours_mlp(side):
-    return side.startswith("latentlab") and not side.endswith("-conv")
+    return side.startswith("latentlab") and "-conv" not in side
 
 
 def main(src, out_json, out_md):

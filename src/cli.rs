@@ -76,12 +76,10 @@ pub struct BenchArgs {
     /// Time Burn's own Adam instead of latentlab's fused update (an A/B of shaders/adam.rs).
     #[arg(long)]
     pub burn_adam: bool,
-    /// GPU only, a probe: also capture this step as a graph (burn::tensor::capture) and time
-    /// its replays. The weights do not advance between replays (it replays the ordinary
-    /// step, whose Adam writes new tensors; `train` replays its own in-place step): it says
-    /// what a step costs once the host's per-step work is gone.
+    /// With --device gpu, time only steps issued anew. Without it a GPU also times the step as
+    /// `train` takes it there: replayed from a captured step that updates the weights in place.
     #[arg(long)]
-    pub replay: bool,
+    pub no_graph: bool,
     /// Folder of the four IDX files (the steps train on real images).
     #[arg(long, value_name = "DIR", default_value = "data/mnist")]
     pub data_dir: PathBuf,

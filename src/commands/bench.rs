@@ -13,6 +13,7 @@ use crate::device;
 use crate::error::AppError;
 use crate::stats::percentile;
 use crate::train::adam::{adam, burn_adam};
+use crate::train::graph::{self, EpochGraph, Segment, StepInputs, WARMUP_STEPS};
 use crate::train::session::{EpochOrder, Session, read_scalar};
 use crate::train::{load_data, rng};
 
@@ -65,8 +66,11 @@ pub struct BenchResult {
     /// The same launches by kernel name, most frequent first, so that a change to the step
     /// shows which launches it saved.
     pub kernel_launches_by_kernel: LaunchesByKernel,
-    /// `--replay`: the same step captured once as a graph and replayed.
-    pub replay_probe: Option<ReplayProbe>,
+    /// GPU, unless `--no-graph`: the step as `train` takes it there, replayed from a captured
+    /// step (`train::graph`). `None` on the CPU, under `--no-graph`, or where it cannot be
+    /// (`not_replayed` says why).
+    pub replayed: Option<ReplayedSteps>,
+    pub not_replayed: Option<&'static str>,
     /// The widest vector instructions the CPU offers the matrix products, and how its computing
     /// threads treat denormal floats.
     pub instruction_set: &'static str,
@@ -78,32 +82,35 @@ pub struct BenchResult {
     pub latentlab_version: &'static str,
 }
 
-/// `bench --replay`: one step captured with `burn::tensor::capture` on the GPU and replayed
-/// `steps` times, each replay read back. A replay re-issues the recorded kernels against the
-/// buffers of the capture, skipping autodiff, Burn's fusion and CubeCL's launch planning; the
-/// weights and Adam's moments are not updated in place, so every replay recomputes the
-/// captured step from the same weights (which is what `same_loss` checks). A probe of the
-/// ordinary step's replay cost, not a training step: `train` replays its own in-place step
-/// (`train::graph`; `bench/graph_epochs.sh` times it).
+/// The training step as `train` takes it on a GPU: the full batches of a block of the shuffled
+/// set, each a replay of one captured step that finds its batch, its Adam bias corrections and
+/// the weights on the device and writes the weights and moments in place (`train::graph`), so
+/// the weights advance from replay to replay as in training. Timed the way the ordinary step
+/// is: each replay read back before the next (the running loss sum), `warmup` untimed replays
+/// first. A capture's own warm-up (three ordinary steps) and recording are not timed: `train`
+/// pays them three times an epoch on MNIST at batch 128, which its epoch times show.
 #[derive(Debug, Serialize)]
-pub struct ReplayProbe {
+pub struct ReplayedSteps {
     pub median_step_ms: f64,
     pub p10_step_ms: f64,
     pub p90_step_ms: f64,
     /// Median milliseconds until `replay` returned, before the read-back.
     pub median_enqueue_ms: f64,
-    /// Every replay's loss equals, bit for bit, the loss an ordinary forward pass computes
-    /// from the weights the captured step read, on the same batch.
+    /// Graphs captured to make the replays (one per block of the set, as a block runs out).
+    pub captures: usize,
+    /// The largest difference between a replay's loss (read from the running sum) and the
+    /// loss an ordinary forward pass computes, just before it, from the weights as they are
+    /// then and the same batch; in units of the running sum's rounding (so `<= 1`: the same).
+    pub worst_loss_error: f64,
+    /// Every replay's loss is that of an ordinary forward pass from the model's weights as the
+    /// steps before it left them (`worst_loss_error <= 1`): the replay read the right batch and
+    /// the model's own weights, not a copy. (That its Adam writes them as the ordinary step
+    /// would is the integration tests' check: a replayed and an issued run end alike.)
     pub same_loss: bool,
 }
 
 /// Kept whole: after the measuring calls it is the one `BenchResult` literal, a field a line.
 pub fn bench(args: BenchArgs) -> Result<(), AppError> {
-    if args.replay && args.device != device::DeviceChoice::Gpu {
-        return Err(AppError::Usage(
-            "--replay captures a step as a GPU graph: it needs --device gpu".into(),
-        ));
-    }
     let (mut session, opened) = open_session(&args)?;
     let batches = Batches::new(
         &session,
@@ -121,10 +128,14 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
         warmup + steps,
         steps,
     )?;
-    let replay_probe = if args.replay {
-        Some(time_replays(&mut session, &batches, steps)?)
-    } else {
-        None
+    let (replayed, not_replayed) = match args.device {
+        device::DeviceChoice::Gpu if !args.no_graph => {
+            match time_replayed(&mut session, &batches, warmup, steps)? {
+                Ok(r) => (Some(r), None),
+                Err(why) => (None, Some(why)),
+            }
+        }
+        _ => (None, None),
     };
     let bs = batches.size;
     let flops = session.settings.model.flops_per_step(bs);
@@ -161,7 +172,8 @@ pub fn bench(args: BenchArgs) -> Result<(), AppError> {
             .iter()
             .fold(0.0, |sum, (_, n)| sum + n),
         kernel_launches_by_kernel,
-        replay_probe,
+        replayed,
+        not_replayed,
         instruction_set: device::cpu::instruction_set(),
         denormals: device::cpu::denormal_mode().as_str(),
         threads: rayon::current_num_threads(),
@@ -295,60 +307,117 @@ fn time_steps(
     Ok((times, enqueue, launches.per_step(steps)))
 }
 
-/// See [`ReplayProbe`]. The capture runs three ordinary steps on the first batch to warm up,
-/// then records a fourth.
-fn time_replays(
+/// See [`ReplayedSteps`]; `Err` says why a step cannot be replayed here.
+///
+/// Kept whole: one loop over captures and their replays, each replay checked and timed.
+fn time_replayed(
     session: &mut Session,
     batches: &Batches,
+    warmup: usize,
     steps: usize,
-) -> Result<ReplayProbe, AppError> {
-    let (x, eps) = batches.get(session, 0);
-    // The capture is opened on the inner (non-autodiff) device, whose stream runs every
-    // kernel of the step, backward included: Burn's autodiff backend offers no capture itself.
+) -> Result<Result<ReplayedSteps, &'static str>, AppError> {
+    let size = batches.size;
+    let blocks: Vec<Segment> = graph::segments(&batches.order, size)
+        .into_iter()
+        .filter(|s| s.batches.len() >= WARMUP_STEPS + 2)
+        .collect();
+    if blocks.is_empty() {
+        return Ok(Err(
+            "no block of the training set holds five full batches (a capture's warm-up, its step and one replay)",
+        ));
+    }
+    let (n, latent) = (session.train.len(), batches.latent);
     let inner = session.device.clone().inner();
-    // The weights each captured step read: kept alive, so that no later allocation takes
-    // their buffers while the replays still read them.
-    let mut read: Vec<crate::model::AutoEncoder> = Vec::new();
-    let mut graph = burn::tensor::capture(&inner, || {
-        read.push(session.model().clone());
-        session.step(x.clone(), eps.clone())
-    });
-    if !graph.is_hardware() {
-        return Err(crate::train::TrainError::Execution(
-            "this device cannot capture a graph".into(),
+    // The replays take the VAE's noise out of one epoch's draw, as training does.
+    let noise = batches.noise.as_ref().map(|_| {
+        Tensor::<2>::from_data(
+            TensorData::new(rng::epoch_noise(1, 1, n, latent), [n, latent]),
+            &inner,
         )
-        .into());
-    }
+    });
+    let running = Tensor::<1>::zeros([1], &inner);
     let (mut times, mut enqueue) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
-    let mut losses = Vec::with_capacity(steps);
-    for _ in 0..steps {
-        let start = Instant::now();
-        // Safety: the buffers the graph reads are the batch and noise (`x`, `eps`, alive here
-        // until after the graph), the weights (kept in `read`) and what the capture allocated
-        // (pinned by the graph); this thread alone issues work, on the capture's stream, and
-        // reads each replay back before the next.
-        let loss = unsafe { graph.replay() }.clone();
-        let handed_on = start.elapsed();
-        losses.push(read_scalar(loss)?);
-        times.push(start.elapsed().as_secs_f32() * 1e3);
-        enqueue.push(handed_on.as_secs_f32() * 1e3);
+    let (mut captures, mut worst) = (0, 0.0f64);
+    // Replays made so far, the untimed ones included.
+    let (total, mut done) = (warmup + steps, 0);
+    let w = size as f32;
+    for block in blocks.iter().cycle() {
+        if done >= total {
+            break;
+        }
+        let start = block.batches.start;
+        // A graph that ends with the replays still wanted (one more where the capture records
+        // its step without running it).
+        let end = block
+            .batches
+            .end
+            .min(start + WARMUP_STEPS + 1 + total - done);
+        let model = session.model().clone();
+        let Some(params) = session.optim.in_place(&model) else {
+            return Ok(Err(
+                "Burn's Adam (--burn-adam) does not step in place: train issues every step with it",
+            ));
+        };
+        let inputs = StepInputs {
+            segment: Segment {
+                block: block.block.clone(),
+                batches: start..end,
+            },
+            noise: noise.clone(),
+            batch: size,
+            beta: session.beta,
+            lr: session.settings.lr,
+            next: start,
+        };
+        let (mut graph, ran) = EpochGraph::capture(&model, params, inputs, &running)?;
+        captures += 1;
+        let mut sum = read_scalar(running.clone())? as f32;
+        for next in start + ran..end {
+            // What the replay should add to the running sum: an ordinary forward pass from the
+            // weights as they are now, on the batch the replay should take.
+            let (a, b) = (next * size, (next + 1) * size);
+            let x = batches.order.batch(&session.train, a..b);
+            let eps = noise
+                .as_ref()
+                .map(|e| Tensor::from_inner(e.clone().slice([a..b, 0..latent])));
+            let losses = session.model().losses(x, eps, session.beta);
+            let expected = read_scalar(losses.total.detach().inner())? as f32;
+            let clock = Instant::now();
+            graph.replay();
+            let handed_on = clock.elapsed();
+            let after = read_scalar(running.clone())? as f32; // waits for the device
+            let took = clock.elapsed();
+            // The device added fl(expected * w) to the sum and rounded: half an ulp of each.
+            let rounding = half_ulp(after) + half_ulp(expected * w);
+            let error = (f64::from(after) - f64::from(sum) - f64::from(expected) * f64::from(w))
+                .abs()
+                / rounding;
+            worst = worst.max(if error.is_nan() { f64::INFINITY } else { error });
+            sum = after;
+            if (warmup..total).contains(&done) {
+                times.push(took.as_secs_f32() * 1e3);
+                enqueue.push(handed_on.as_secs_f32() * 1e3);
+            }
+            done += 1;
+        }
+        session.optim.advance(graph.finish()?);
     }
-    drop(graph);
-    // On wgpu the capture records the launches without running them, so the captured step's
-    // own loss is never computed; an ordinary forward pass from its weights is the reference.
-    let ordinary = match read.last() {
-        Some(model) => read_scalar(model.losses(x, eps, session.beta).total.detach().inner())?,
-        None => f64::NAN,
-    };
-    drop(read);
-    let same_loss = losses.iter().all(|l| l.to_bits() == ordinary.to_bits());
-    Ok(ReplayProbe {
+    Ok(Ok(ReplayedSteps {
         median_step_ms: percentile(&times, 50.0),
         p10_step_ms: percentile(&times, 10.0),
         p90_step_ms: percentile(&times, 90.0),
         median_enqueue_ms: percentile(&enqueue, 50.0),
-        same_loss,
-    })
+        captures,
+        worst_loss_error: worst,
+        same_loss: worst <= 1.0,
+    }))
+}
+
+/// Half the distance from `v` to the next float away from zero: the most rounding to nearest
+/// moves a result of that size.
+fn half_ulp(v: f32) -> f64 {
+    let v = v.abs();
+    f64::from(f32::from_bits(v.to_bits() + 1) - v) / 2.0
 }
 
 /// Median milliseconds of the three phases of `steps` steps from step `first` on, the device
@@ -384,16 +453,23 @@ fn time_phases(
 impl BenchResult {
     /// The text `bench` prints without `--json`.
     fn sentence(&self) -> String {
-        let replay = self.replay_probe.as_ref().map_or(String::new(), |r| {
-            format!(
-                "; replayed from a captured graph (a probe: the weights do not advance): median {:.3} ms (p10 {:.3}, p90 {:.3}; host done after {:.3}), {} loss as an ordinary forward pass from the same weights",
+        let replay = match (&self.replayed, self.not_replayed) {
+            (Some(r), _) => format!(
+                "; replayed as train takes it ({} captures, the weights advancing in place): median {:.3} ms (p10 {:.3}, p90 {:.3}; host done after {:.3}), {} loss as an ordinary forward pass from the same weights",
+                r.captures,
                 r.median_step_ms,
                 r.p10_step_ms,
                 r.p90_step_ms,
                 r.median_enqueue_ms,
-                if r.same_loss { "the same" } else { "NOT the same" }
-            )
-        });
+                if r.same_loss {
+                    "the same"
+                } else {
+                    "NOT the same"
+                }
+            ),
+            (None, Some(why)) => format!("; not replayed: {why}"),
+            (None, None) => String::new(),
+        };
         format!(
             "{} {}-{}-{} on {} ({}, {}), batch {}: step median {:.3} ms (p10 {:.3}, p90 {:.3}; host done after {:.3}), {:.0} images/s, {:.1} GFLOP/s{}; phases: forward+loss {:.3} ms, backward {:.3} ms, {} {:.3} ms; {:.0} kernel launches per step; {} threads on {} cores of {} ({}, denormals {}), {} build{}",
             self.model.to_uppercase(),

@@ -3,7 +3,7 @@
 //! commands' business: training returns the trained session and knows nothing of figures.
 
 pub mod adam;
-mod graph;
+pub mod graph;
 mod halves;
 pub mod progress;
 pub mod readback;

@@ -43,6 +43,33 @@ pub fn copy_mnist(dir: &Path) {
     }
 }
 
+/// The first `train` and `test` images of the bundled MNIST (and their labels) as an
+/// uncompressed custom set in `dir`: small real data.
+pub fn mnist_subset(dir: &Path, train: u32, test: u32) {
+    use std::io::Read;
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, n) in [
+        ("train-images-idx3-ubyte", train),
+        ("train-labels-idx1-ubyte", train),
+        ("t10k-images-idx3-ubyte", test),
+        ("t10k-labels-idx1-ubyte", test),
+    ] {
+        let gz = std::fs::File::open(mnist_dir().join(format!("{name}.gz"))).unwrap();
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut bytes)
+            .unwrap();
+        // Header: magic (its last byte the number of dimensions), then each dimension.
+        let dims = bytes[3] as usize;
+        let item: usize = (1..dims)
+            .map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize)
+            .product();
+        bytes[4..8].copy_from_slice(&n.to_be_bytes());
+        bytes.truncate(4 + 4 * dims + n as usize * item);
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
 /// Reads a PNG: (width, height, RGB pixels).
 pub fn read_png(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     let img = image::open(path)

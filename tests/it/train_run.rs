@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{latentlab, read_png};
+use crate::common::{latentlab, mnist_subset, read_png};
 
 fn train(model: &str, out: &Path, extra: &[&str]) {
     latentlab()
@@ -329,8 +329,8 @@ fn flushing_denormals_keeps_the_losses_and_bench_names_the_mode() {
     #[cfg(target_arch = "x86_64")]
     assert_eq!(default["denormals"], "flush-to-zero");
     assert_eq!(keeping["denormals"], "kept");
-    // No graph probe unless asked for (`bench --replay`).
-    assert!(default["replay_probe"].is_null(), "{default}");
+    // Steps replay only on a GPU.
+    assert!(default["replayed"].is_null(), "{default}");
     let isa = default["instruction_set"].as_str().unwrap();
     assert!(
         ["avx512f", "avx2+fma", "sse2", std::env::consts::ARCH].contains(&isa),
@@ -338,32 +338,50 @@ fn flushing_denormals_keeps_the_losses_and_bench_names_the_mode() {
     );
 }
 
-/// `bench --replay` (issue 18's probe): a training step captured as a graph on the GPU path
-/// (lavapipe here) and replayed gives, every replay, bit for bit the loss an ordinary forward
-/// pass computes from the same weights and batch: the graph holds every launch of the step,
-/// custom kernels and Burn's fused ones alike, bound to the right buffers. On the CPU the flag
-/// is refused as bad input.
+/// `bench --device gpu` also times the step as `train` takes it on a GPU (lavapipe here):
+/// replays of a captured step that writes the weights in place. Each replay's loss must be the
+/// loss of an ordinary forward pass from the weights as the steps before it left them, on the
+/// batch it should take (a replay that read another batch, or a copy of the weights, fails it); when a
+/// block's batches run out the next graph is captured (1,000 images at batch 100: 10 batches,
+/// a capture's warm-up takes 3 or 4, so 9 replays need two). `--no-graph`, and the CPU, time
+/// the issued step only.
 #[test]
-fn bench_replay_reproduces_the_step_from_a_captured_graph() {
-    let out = latentlab()
-        .args([
-            "bench", "--model", "vae", "--device", "gpu", "--steps", "3", "--warmup", "1",
-            "--replay", "--json",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let probe = &json["replay_probe"];
-    assert_eq!(probe["same_loss"], true, "{probe}");
-    assert!(probe["median_step_ms"].as_f64().unwrap() > 0.0, "{probe}");
-    latentlab()
-        .args(["bench", "--device", "cpu", "--replay"])
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains("--replay"));
+fn bench_times_the_replayed_training_step_as_train_takes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    mnist_subset(tmp.path(), 1000, 100);
+    let bench = |extra: &[&str]| -> serde_json::Value {
+        let out = latentlab()
+            .args(["bench", "--model", "vae", "--batch-size", "100"])
+            .args(["--steps", "8", "--warmup", "1", "--json", "--data-dir"])
+            .arg(tmp.path())
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let gpu = bench(&["--device", "gpu"]);
+    let replayed = &gpu["replayed"];
+    assert_eq!(replayed["same_loss"], true, "{replayed}");
+    assert!(
+        replayed["worst_loss_error"].as_f64().unwrap() <= 1.0,
+        "{replayed}"
+    );
+    assert_eq!(replayed["captures"], 2, "{replayed}");
+    assert!(
+        replayed["median_step_ms"].as_f64().unwrap() > 0.0,
+        "{replayed}"
+    );
+    assert!(gpu["median_step_ms"].as_f64().unwrap() > 0.0, "{gpu}");
+    for (what, json) in [
+        ("--no-graph", bench(&["--device", "gpu", "--no-graph"])),
+        ("cpu", bench(&["--device", "cpu"])),
+    ] {
+        assert!(json["replayed"].is_null(), "{what}: {json}");
+        assert!(json["not_replayed"].is_null(), "{what}: {json}");
+    }
 }
 
 /// The numbers of a run's CSV file (a snapshot's test codes, metrics.csv's losses).
