@@ -13,7 +13,7 @@ use crate::device;
 use crate::error::AppError;
 use crate::stats::percentile;
 use crate::train::adam::{adam, burn_adam};
-use crate::train::graph::{self, EpochGraph, Segment, StepInputs, WARMUP_STEPS};
+use crate::train::graph::{self, EpochGraph, KlWeight, Segment, StepInputs, WARMUP_STEPS};
 use crate::train::session::{EpochOrder, Session, read_scalar};
 use crate::train::{load_data, rng};
 
@@ -365,7 +365,7 @@ fn time_replayed(
             },
             noise: noise.clone(),
             batch: size,
-            beta: session.beta,
+            kl_weight: KlWeight::Fixed(session.beta),
             lr: session.settings.lr,
             next: start,
         };

@@ -408,13 +408,34 @@ impl AutoEncoder {
         eps: Option<Tensor<2>>,
         beta: f64,
     ) -> (Losses, Encoded) {
+        self.losses_weighing_kl(images, eps, |kl| kl.mul_scalar(beta))
+    }
+
+    /// [`AutoEncoder::losses`] with the KL weight in a `[1]` tensor on the device: a replayed
+    /// step (`train::graph`) reads a KL warm-up's weight of its batch from a table there.
+    /// The same arithmetic as a weight given as a number.
+    pub fn losses_with_kl_weight(
+        &self,
+        images: Tensor<2>,
+        eps: Option<Tensor<2>>,
+        weight: Tensor<1>,
+    ) -> Losses {
+        self.losses_weighing_kl(images, eps, |kl| kl.mul(weight)).0
+    }
+
+    fn losses_weighing_kl(
+        &self,
+        images: Tensor<2>,
+        eps: Option<Tensor<2>>,
+        weigh: impl FnOnce(Tensor<1>) -> Tensor<1>,
+    ) -> (Losses, Encoded) {
         let encoded = self.encoder.forward(images.clone());
         let Encoded { mu, log_var } = encoded.clone();
         let losses = match (log_var, eps) {
             (Some(log_var), Some(eps)) => {
                 let LatentSample { z, kl } = reparameterise(mu, log_var, eps);
                 let recon = bce_with_logits(self.decoder.forward(z), images);
-                let total = recon.clone() + kl.clone().mul_scalar(beta);
+                let total = recon.clone() + weigh(kl.clone());
                 Losses {
                     recon,
                     kl: Some(kl),

@@ -49,10 +49,18 @@ pub struct StepInputs {
     /// The epoch's noise, `[n, latent]`, off the autodiff graph (VAE).
     pub noise: Option<Tensor<2>>,
     pub batch: usize,
-    pub beta: f64,
+    pub kl_weight: KlWeight,
     pub lr: f64,
     /// The index of the epoch's next batch: where the capture starts.
     pub next: usize,
+}
+
+/// The KL weight of the captured step's batches.
+pub enum KlWeight {
+    /// The same for every batch (no KL warm-up under way).
+    Fixed(f64),
+    /// Batch `i` of the epoch takes entry `i` (a KL warm-up's ramp), read at the counter.
+    PerBatch(Vec<f32>),
 }
 
 type StepFn = Box<dyn FnMut()>;
@@ -165,9 +173,19 @@ fn step_closure(
         segment,
         noise,
         batch,
-        beta,
+        kl_weight,
         ..
     } = inputs;
+    let kl_weights = match kl_weight {
+        KlWeight::Fixed(beta) => Err(beta),
+        KlWeight::PerBatch(weights) => {
+            let n = weights.len();
+            Ok(Tensor::<2>::from_data(
+                TensorData::new(weights, [n, 1]),
+                &device,
+            ))
+        }
+    };
     Box::new(move || {
         let x = Tensor::from_inner(rows_at(
             &segment.block,
@@ -178,7 +196,13 @@ fn step_closure(
         let eps = noise
             .as_ref()
             .map(|e| Tensor::from_inner(rows_at(e, &counter, batch, 0)));
-        let losses = model.losses(x, eps, beta);
+        let losses = match &kl_weights {
+            Err(beta) => model.losses(x, eps, *beta),
+            Ok(table) => {
+                let weight = Tensor::from_inner(rows_at(table, &counter, 1, 0)).reshape([1]);
+                model.losses_with_kl_weight(x, eps, weight)
+            }
+        };
         let loss = losses.total.clone().detach().inner();
         let mut grads = GradsById {
             grads: GradientsParams::from_grads(losses.total.backward(), &model),

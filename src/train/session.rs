@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::TrainError;
 use super::adam::{Grads, Optimiser};
-use super::graph::{self, EpochGraph, Segment, StepInputs, WARMUP_STEPS};
+use super::graph::{self, EpochGraph, KlWeight, Segment, StepInputs, WARMUP_STEPS};
 use super::halves;
 use super::progress::Progress;
 use super::rng;
@@ -208,7 +208,7 @@ impl Session {
         });
         let mut binarize = (self.settings.binarize == crate::data::Binarize::Dynamic)
             .then(|| rng::binarize_stream(seed, epoch));
-        let mut segments = match self.replays(epoch) {
+        let mut segments = match self.replays() {
             true => graph::segments(&order, bs),
             false => Vec::new(),
         };
@@ -238,13 +238,13 @@ impl Session {
                             segment: segments.remove(k),
                             noise: noise.clone().map(Tensor::inner),
                             batch: bs,
-                            beta: self.settings.beta_at(base + step + 1, steps),
+                            kl_weight: self.kl_weight(epoch, step),
                             lr: self.settings.lr,
                             next: step,
                         };
-                        self.beta = inputs.beta;
                         let (captured, ran) =
                             EpochGraph::capture(&model, params, inputs, &running)?;
+                        self.beta = self.settings.beta_at(base + step + ran.max(1), steps);
                         graph = Some(captured);
                         done = ran;
                     }
@@ -304,15 +304,31 @@ impl Session {
         })
     }
 
-    /// Whether this epoch's steps may be replays (`graph`): on a GPU, unless asked not to, with
-    /// the same KL weight for every step (no warm-up under way) and no fresh binarisation per
-    /// step (drawn on the host).
-    fn replays(&self, epoch: usize) -> bool {
+    /// Whether this epoch's steps may be replays (`graph`): on a GPU, unless asked not to, and
+    /// with no fresh binarisation per step (drawn on the host).
+    fn replays(&self) -> bool {
         let s = &self.settings;
         s.step_graph
             && !crate::device::is_cpu(&self.device)
             && s.binarize != crate::data::Binarize::Dynamic
-            && !s.warming_up(epoch)
+    }
+
+    /// The KL weight of a graph starting at the epoch's batch `step`: during a KL warm-up the
+    /// ramp's weight of each of the epoch's batches (the values `beta_at` gives the ordinary
+    /// steps), else the one weight.
+    fn kl_weight(&self, epoch: usize, step: usize) -> KlWeight {
+        let s = &self.settings;
+        let steps = self.steps_per_epoch();
+        let base = (epoch - 1) * steps;
+        if s.warming_up(epoch) {
+            KlWeight::PerBatch(
+                (1..=steps)
+                    .map(|i| s.beta_at(base + i, steps) as f32)
+                    .collect(),
+            )
+        } else {
+            KlWeight::Fixed(s.beta_at(base + step + 1, steps))
+        }
     }
 
     /// Whether a graph can start at the epoch's batch `step` in `segment`: its warm-up steps
