@@ -40,6 +40,15 @@ pub fn adam_update<F: Float>(
     if i >= param.len() {
         terminate!();
     }
+    let c = Coefficients::<F> {
+        beta_1: beta_1.get::<F>(),
+        one_minus_beta_1: one_minus_beta_1.get::<F>(),
+        beta_2: beta_2.get::<F>(),
+        one_minus_beta_2: one_minus_beta_2.get::<F>(),
+        step_size: step_size.get::<F>(),
+        epsilon: epsilon.get::<F>(),
+        lr: lr.get::<F>(),
+    };
     adam_element::<F>(
         param,
         grad,
@@ -49,13 +58,7 @@ pub fn adam_update<F: Float>(
         moment_1_out,
         moment_2_out,
         i,
-        beta_1.get::<F>(),
-        one_minus_beta_1.get::<F>(),
-        beta_2.get::<F>(),
-        one_minus_beta_2.get::<F>(),
-        step_size.get::<F>(),
-        epsilon.get::<F>(),
-        lr.get::<F>(),
+        c,
     );
 }
 
@@ -92,13 +95,15 @@ pub fn adam_update_pair<F: Float>(
 ) {
     let i = ABSOLUTE_POS;
     let n_a = param_a.len();
-    let b1 = beta_1.get::<F>();
-    let c1 = one_minus_beta_1.get::<F>();
-    let b2 = beta_2.get::<F>();
-    let c2 = one_minus_beta_2.get::<F>();
-    let step = step_size.get::<F>();
-    let eps = epsilon.get::<F>();
-    let rate = lr.get::<F>();
+    let c = Coefficients::<F> {
+        beta_1: beta_1.get::<F>(),
+        one_minus_beta_1: one_minus_beta_1.get::<F>(),
+        beta_2: beta_2.get::<F>(),
+        one_minus_beta_2: one_minus_beta_2.get::<F>(),
+        step_size: step_size.get::<F>(),
+        epsilon: epsilon.get::<F>(),
+        lr: lr.get::<F>(),
+    };
     if i < n_a {
         adam_element::<F>(
             param_a,
@@ -109,13 +114,7 @@ pub fn adam_update_pair<F: Float>(
             moment_1_a_out,
             moment_2_a_out,
             i,
-            b1,
-            c1,
-            b2,
-            c2,
-            step,
-            eps,
-            rate,
+            c.clone(),
         );
     } else if i - n_a < param_b.len() {
         adam_element::<F>(
@@ -127,18 +126,54 @@ pub fn adam_update_pair<F: Float>(
             moment_1_b_out,
             moment_2_b_out,
             i - n_a,
-            b1,
-            c1,
-            b2,
-            c2,
-            step,
-            eps,
-            rate,
+            c,
         );
     }
 }
 
-/// The update of element `i`: the arithmetic of both kernels, written once.
+/// Adam's coefficients of one step, in the kernel's float type (the host folds both bias
+/// corrections into `step_size` and `epsilon`).
+#[derive(CubeType, Clone, Copy)]
+#[expand(derive(Clone))]
+pub struct Coefficients<F: Float> {
+    pub beta_1: F,
+    pub one_minus_beta_1: F,
+    pub beta_2: F,
+    pub one_minus_beta_2: F,
+    pub step_size: F,
+    pub epsilon: F,
+    pub lr: F,
+}
+
+/// One element's parameter and moments after the step.
+#[derive(CubeType)]
+pub struct Updated<F: Float> {
+    pub param: F,
+    pub moment_1: F,
+    pub moment_2: F,
+}
+
+/// Adam's arithmetic for one element: every Adam kernel of `shaders/` calls it (these two,
+/// and the in-place one of `step_graph.rs`), so it is written once.
+#[cube]
+pub fn adam_values<F: Float>(
+    param: F,
+    g: F,
+    moment_1: F,
+    moment_2: F,
+    c: Coefficients<F>,
+) -> Updated<F> {
+    let m = moment_1 * c.beta_1 + g * c.one_minus_beta_1;
+    let v = moment_2 * c.beta_2 + g * g * c.one_minus_beta_2;
+    let update = m * c.step_size / (F::sqrt(v) + c.epsilon);
+    Updated::<F> {
+        param: param - update * c.lr,
+        moment_1: m,
+        moment_2: v,
+    }
+}
+
+/// The update of element `i` into the output tensors.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn adam_element<F: Float>(
@@ -150,19 +185,10 @@ fn adam_element<F: Float>(
     moment_1_out: &mut Tensor<F>,
     moment_2_out: &mut Tensor<F>,
     i: usize,
-    beta_1: F,
-    one_minus_beta_1: F,
-    beta_2: F,
-    one_minus_beta_2: F,
-    step_size: F,
-    epsilon: F,
-    lr: F,
+    c: Coefficients<F>,
 ) {
-    let g = grad[i];
-    let m = moment_1[i] * beta_1 + g * one_minus_beta_1;
-    let v = moment_2[i] * beta_2 + g * g * one_minus_beta_2;
-    let update = m * step_size / (F::sqrt(v) + epsilon);
-    param_out[i] = param[i] - update * lr;
-    moment_1_out[i] = m;
-    moment_2_out[i] = v;
+    let new = adam_values::<F>(param[i], grad[i], moment_1[i], moment_2[i], c);
+    param_out[i] = new.param;
+    moment_1_out[i] = new.moment_1;
+    moment_2_out[i] = new.moment_2;
 }

@@ -15,6 +15,8 @@
 
 use cubecl::{cube, prelude::*};
 
+use crate::kernels::cube::adam_shader::{Coefficients, adam_values};
+
 /// `out` (`[rows, columns]`, contiguous) = the `rows` rows of `source` (contiguous, same
 /// columns) that start at row `(counter[0] - first) * rows`: the batch numbered `counter[0]`
 /// of an epoch whose block `source` starts with batch `first`.
@@ -77,57 +79,34 @@ pub fn adam_in_place<F: Float>(
     let i = ABSOLUTE_POS;
     let n_a = param_a.len();
     let step = usize::cast_from(counter[0]);
-    let step_size = table[2 * step];
-    let epsilon = table[2 * step + 1];
-    let b1 = beta_1.get::<F>();
-    let c1 = one_minus_beta_1.get::<F>();
-    let b2 = beta_2.get::<F>();
-    let c2 = one_minus_beta_2.get::<F>();
-    let rate = lr.get::<F>();
+    let c = Coefficients::<F> {
+        beta_1: beta_1.get::<F>(),
+        one_minus_beta_1: one_minus_beta_1.get::<F>(),
+        beta_2: beta_2.get::<F>(),
+        one_minus_beta_2: one_minus_beta_2.get::<F>(),
+        step_size: table[2 * step],
+        epsilon: table[2 * step + 1],
+        lr: lr.get::<F>(),
+    };
     if i < n_a {
-        adam_element_in_place::<F>(
-            param_a, grad_a, moment_1_a, moment_2_a, i, b1, c1, b2, c2, step_size, epsilon, rate,
-        );
+        adam_element_in_place::<F>(param_a, grad_a, moment_1_a, moment_2_a, i, c.clone());
     } else if i - n_a < param_b.len() {
-        adam_element_in_place::<F>(
-            param_b,
-            grad_b,
-            moment_1_b,
-            moment_2_b,
-            i - n_a,
-            b1,
-            c1,
-            b2,
-            c2,
-            step_size,
-            epsilon,
-            rate,
-        );
+        adam_element_in_place::<F>(param_b, grad_b, moment_1_b, moment_2_b, i - n_a, c);
     }
 }
 
 /// The update of element `i`, written into the tensors it read.
 #[cube]
-#[allow(clippy::too_many_arguments)]
 fn adam_element_in_place<F: Float>(
     param: &mut Tensor<F>,
     grad: &Tensor<F>,
     moment_1: &mut Tensor<F>,
     moment_2: &mut Tensor<F>,
     i: usize,
-    beta_1: F,
-    one_minus_beta_1: F,
-    beta_2: F,
-    one_minus_beta_2: F,
-    step_size: F,
-    epsilon: F,
-    lr: F,
+    c: Coefficients<F>,
 ) {
-    let g = grad[i];
-    let m = moment_1[i] * beta_1 + g * one_minus_beta_1;
-    let v = moment_2[i] * beta_2 + g * g * one_minus_beta_2;
-    let update = m * step_size / (F::sqrt(v) + epsilon);
-    param[i] -= update * lr;
-    moment_1[i] = m;
-    moment_2[i] = v;
+    let new = adam_values::<F>(param[i], grad[i], moment_1[i], moment_2[i], c);
+    param[i] = new.param;
+    moment_1[i] = new.moment_1;
+    moment_2[i] = new.moment_2;
 }

@@ -1,7 +1,7 @@
 //! Launching the CubeCL kernels of `shaders/` on any cubecl runtime.
 
 #[path = "../../shaders/adam.rs"]
-mod adam_shader;
+pub(super) mod adam_shader;
 #[path = "../../shaders/bce_logits.rs"]
 mod bce_shader;
 
