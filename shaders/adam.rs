@@ -40,15 +40,15 @@ pub fn adam_update<F: Float>(
     if i >= param.len() {
         terminate!();
     }
-    let c = Coefficients::<F> {
-        beta_1: beta_1.get::<F>(),
-        one_minus_beta_1: one_minus_beta_1.get::<F>(),
-        beta_2: beta_2.get::<F>(),
-        one_minus_beta_2: one_minus_beta_2.get::<F>(),
-        step_size: step_size.get::<F>(),
-        epsilon: epsilon.get::<F>(),
-        lr: lr.get::<F>(),
-    };
+    let c = coefficients::<F>(
+        beta_1,
+        one_minus_beta_1,
+        beta_2,
+        one_minus_beta_2,
+        step_size,
+        epsilon,
+        lr,
+    );
     adam_element::<F>(
         param,
         grad,
@@ -95,15 +95,15 @@ pub fn adam_update_pair<F: Float>(
 ) {
     let i = ABSOLUTE_POS;
     let n_a = param_a.len();
-    let c = Coefficients::<F> {
-        beta_1: beta_1.get::<F>(),
-        one_minus_beta_1: one_minus_beta_1.get::<F>(),
-        beta_2: beta_2.get::<F>(),
-        one_minus_beta_2: one_minus_beta_2.get::<F>(),
-        step_size: step_size.get::<F>(),
-        epsilon: epsilon.get::<F>(),
-        lr: lr.get::<F>(),
-    };
+    let c = coefficients::<F>(
+        beta_1,
+        one_minus_beta_1,
+        beta_2,
+        one_minus_beta_2,
+        step_size,
+        epsilon,
+        lr,
+    );
     if i < n_a {
         adam_element::<F>(
             param_a,
@@ -133,7 +133,7 @@ pub fn adam_update_pair<F: Float>(
 
 /// Adam's coefficients of one step, in the kernel's float type (the host folds both bias
 /// corrections into `step_size` and `epsilon`).
-#[derive(CubeType, Clone, Copy)]
+#[derive(CubeType, Clone)]
 #[expand(derive(Clone))]
 pub struct Coefficients<F: Float> {
     pub beta_1: F,
@@ -143,6 +143,28 @@ pub struct Coefficients<F: Float> {
     pub step_size: F,
     pub epsilon: F,
     pub lr: F,
+}
+
+/// The kernels' scalar arguments as [`Coefficients`].
+#[cube]
+fn coefficients<F: Float>(
+    beta_1: InputScalar,
+    one_minus_beta_1: InputScalar,
+    beta_2: InputScalar,
+    one_minus_beta_2: InputScalar,
+    step_size: InputScalar,
+    epsilon: InputScalar,
+    lr: InputScalar,
+) -> Coefficients<F> {
+    Coefficients::<F> {
+        beta_1: beta_1.get::<F>(),
+        one_minus_beta_1: one_minus_beta_1.get::<F>(),
+        beta_2: beta_2.get::<F>(),
+        one_minus_beta_2: one_minus_beta_2.get::<F>(),
+        step_size: step_size.get::<F>(),
+        epsilon: epsilon.get::<F>(),
+        lr: lr.get::<F>(),
+    }
 }
 
 /// One element's parameter and moments after the step.
