@@ -128,7 +128,8 @@ run() {
 
   # Each step's bench also times the step as `train` takes it on a GPU (replayed from a
   # captured step, the weights updated in place), recorded as side SIDE-replayed; if that
-  # fails the step is measured again with --no-graph, and replays are not tried again.
+  # fails the step is measured again with --no-graph, and where that works (the replays
+  # failed, not the build) replays are not tried again.
   local replay=${REPLAY:-1}
   ours_step() {  # model batch round [arch: mlp (default) or conv] [binary] [side]
     local t0=$SECONDS j arch=${4:-mlp} side=${6:-latentlab-wgpu} b=${5:-$bin} graph=()
@@ -136,8 +137,9 @@ run() {
     [ "$replay" = 1 ] || graph=(--no-graph)
     j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json "${graph[@]}") || {
       if [ ${#graph[@]} -eq 0 ]; then
-        echo "$side bench $1 $2 $arch failed with replays: not tried again"; replay=0; graph=(--no-graph)
+        graph=(--no-graph)
         j=$("$b" bench --model "$1" --arch "$arch" --device gpu --batch-size "$2" --steps "$steps" --warmup "$warmup" --json "${graph[@]}") || { echo "$side bench $1 $2 $arch failed"; return 1; }
+        echo "$side bench $1 $2 $arch failed with replays, not with --no-graph: replays not tried again"; replay=0
       else echo "$side bench $1 $2 $arch failed"; return 1; fi
     }
     echo "step $1 $arch b$2 r$3 $side: $(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f; host %.3f, %d launches)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"], d.get("median_enqueue_ms", 0), d.get("kernel_launches_per_step", 0)))') [$((SECONDS - t0)) s]"
