@@ -148,7 +148,7 @@ run() {
     p=$(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); p=d.get("replayed"); p and p.update({k: d[k] for k in ("adapter", "backend", "cpu")}); print(json.dumps(p) if p else d.get("not_replayed") or "")')
     case "$p" in
       "{"*)
-        echo "step $1 $arch b$2 r$3 $side-replayed: $(echo "$p" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f; host %.3f; %d captures; same loss as an ordinary forward pass: %s, worst error %.2f roundings)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"], d["median_enqueue_ms"], d["captures"], d["same_loss"], d["worst_loss_error"]))')"
+        echo "step $1 $arch b$2 r$3 $side-replayed: $(echo "$p" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.3f ms (p10 %.3f, p90 %.3f; host %.3f; %d captures of %.1f ms; same loss as an ordinary forward pass: %s, worst error %.2f roundings)" % (d["median_step_ms"], d["p10_step_ms"], d["p90_step_ms"], d["median_enqueue_ms"], d["captures"], d["median_capture_ms"], d["same_loss"], d["worst_loss_error"]))')"
         record "{\"what\":\"step\",\"side\":\"$side-replayed\",\"model\":\"$1\",\"batch\":$2,\"round\":$3}" "$p" ;;
       "") ;;
       *) echo "step $1 $arch b$2 r$3 $side: not replayed: $p" ;;

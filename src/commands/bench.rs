@@ -98,6 +98,10 @@ pub struct ReplayedSteps {
     pub median_enqueue_ms: f64,
     /// Graphs captured to make the replays (one per block of the set, as a block runs out).
     pub captures: usize,
+    /// Median milliseconds of a capture, its three ordinary warm-up steps included, waited
+    /// for: `train` pays it once per block per epoch (three times at batch 128 on MNIST),
+    /// which says how much reusing graphs across epochs could save.
+    pub median_capture_ms: f64,
     /// The largest difference between a replay's loss (read from the running sum) and the
     /// loss an ordinary forward pass computes, just before it, from the weights as they are
     /// then and the same batch; in units of the running sum's rounding (so `<= 1`: the same).
@@ -337,7 +341,7 @@ fn time_replayed(
     });
     let running = Tensor::<1>::zeros([1], &inner);
     let (mut times, mut enqueue) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
-    let (mut captures, mut worst) = (0, 0.0f64);
+    let (mut capture_times, mut worst) = (Vec::new(), 0.0f64);
     // Replays made so far, the untimed ones included.
     let (total, mut done) = (warmup + steps, 0);
     let w = size as f32;
@@ -369,9 +373,10 @@ fn time_replayed(
             lr: session.settings.lr,
             next: start,
         };
+        let clock = Instant::now();
         let (mut graph, ran) = EpochGraph::capture(&model, params, inputs, &running)?;
-        captures += 1;
         let mut sum = read_scalar(running.clone())? as f32;
+        capture_times.push(clock.elapsed().as_secs_f32() * 1e3);
         for next in start + ran..end {
             // What the replay should add to the running sum: an ordinary forward pass from the
             // weights as they are now, on the batch the replay should take.
@@ -407,7 +412,8 @@ fn time_replayed(
         p10_step_ms: percentile(&times, 10.0),
         p90_step_ms: percentile(&times, 90.0),
         median_enqueue_ms: percentile(&enqueue, 50.0),
-        captures,
+        captures: capture_times.len(),
+        median_capture_ms: percentile(&capture_times, 50.0),
         worst_loss_error: worst,
         same_loss: worst <= 1.0,
     }))
@@ -455,8 +461,9 @@ impl BenchResult {
     fn sentence(&self) -> String {
         let replay = match (&self.replayed, self.not_replayed) {
             (Some(r), _) => format!(
-                "; replayed as train takes it ({} captures, the weights advancing in place): median {:.3} ms (p10 {:.3}, p90 {:.3}; host done after {:.3}), {} loss as an ordinary forward pass from the same weights",
+                "; replayed as train takes it ({} captures of {:.1} ms, the weights advancing in place): median {:.3} ms (p10 {:.3}, p90 {:.3}; host done after {:.3}), {} loss as an ordinary forward pass from the same weights",
                 r.captures,
+                r.median_capture_ms,
                 r.median_step_ms,
                 r.p10_step_ms,
                 r.p90_step_ms,
