@@ -13,7 +13,7 @@ use crate::device;
 use crate::error::AppError;
 use crate::stats::percentile;
 use crate::train::adam::{adam, burn_adam};
-use crate::train::graph::{self, EpochGraph, KlWeight, Segment, StepInputs, WARMUP_STEPS};
+use crate::train::graph::{self, KlWeight, Segment, StepInputs, WARMUP_STEPS};
 use crate::train::session::{EpochOrder, Session, read_scalar};
 use crate::train::{load_data, rng};
 
@@ -356,12 +356,6 @@ fn time_replayed(
             .batches
             .end
             .min(start + WARMUP_STEPS + 1 + total - done);
-        let model = session.model().clone();
-        let Some(params) = session.optim.in_place(&model) else {
-            return Ok(Err(
-                "Burn's Adam (--burn-adam) does not step in place: train issues every step with it",
-            ));
-        };
         let inputs = StepInputs {
             segment: Segment {
                 block: block.block.clone(),
@@ -374,7 +368,11 @@ fn time_replayed(
             next: start,
         };
         let clock = Instant::now();
-        let (mut graph, ran) = EpochGraph::capture(&model, params, inputs, &running)?;
+        let Some((mut graph, ran)) = session.capture(inputs, &running)? else {
+            return Ok(Err(
+                "Burn's Adam (--burn-adam) does not step in place: train issues every step with it",
+            ));
+        };
         let mut sum = read_scalar(running.clone())? as f32;
         capture_times.push(clock.elapsed().as_secs_f32() * 1e3);
         for next in start + ran..end {
@@ -405,7 +403,7 @@ fn time_replayed(
             }
             done += 1;
         }
-        session.optim.advance(graph.finish()?);
+        session.finish(graph)?;
     }
     Ok(Ok(ReplayedSteps {
         median_step_ms: percentile(&times, 50.0),

@@ -63,6 +63,12 @@ pub enum KlWeight {
     PerBatch(Vec<f32>),
 }
 
+/// [`KlWeight`] as the captured step reads it.
+enum KlTable {
+    Fixed(f64),
+    Rows(Box<Tensor<2>>),
+}
+
 type StepFn = Box<dyn FnMut()>;
 
 /// A captured step and the device buffers it advances.
@@ -176,14 +182,15 @@ fn step_closure(
         kl_weight,
         ..
     } = inputs;
-    let kl_weights = match kl_weight {
-        KlWeight::Fixed(beta) => Err(beta),
+    // A warm-up's weights as a `[batches, 1]` table on the device, one row per batch.
+    let kl_table = match kl_weight {
+        KlWeight::Fixed(beta) => KlTable::Fixed(beta),
         KlWeight::PerBatch(weights) => {
             let n = weights.len();
-            Ok(Tensor::<2>::from_data(
+            KlTable::Rows(Box::new(Tensor::from_data(
                 TensorData::new(weights, [n, 1]),
                 &device,
-            ))
+            )))
         }
     };
     Box::new(move || {
@@ -196,9 +203,9 @@ fn step_closure(
         let eps = noise
             .as_ref()
             .map(|e| Tensor::from_inner(rows_at(e, &counter, batch, 0)));
-        let losses = match &kl_weights {
-            Err(beta) => model.losses(x, eps, *beta),
-            Ok(table) => {
+        let losses = match &kl_table {
+            KlTable::Fixed(beta) => model.losses(x, eps, *beta),
+            KlTable::Rows(table) => {
                 let weight = Tensor::from_inner(rows_at(table, &counter, 1, 0)).reshape([1]);
                 model.losses_with_kl_weight(x, eps, weight)
             }

@@ -222,7 +222,7 @@ impl Session {
                 return Err(TrainError::Interrupted { epoch });
             }
             if let Some(g) = graph.take_if(|g| step >= g.end) {
-                self.optim.advance(g.finish()?);
+                self.finish(g)?;
             }
             // Steps done by this turn: the capture's warm-up, or one step.
             let mut done = 0;
@@ -231,19 +231,16 @@ impl Session {
                     .iter()
                     .position(|s| self.can_capture(s, base, step))
             {
-                let model = self.model().clone();
-                match self.optim.in_place(&model) {
-                    Some(params) => {
-                        let inputs = StepInputs {
-                            segment: segments.remove(k),
-                            noise: noise.clone().map(Tensor::inner),
-                            batch: bs,
-                            kl_weight: self.kl_weight(epoch, step),
-                            lr: self.settings.lr,
-                            next: step,
-                        };
-                        let (captured, ran) =
-                            EpochGraph::capture(&model, params, inputs, &running)?;
+                let inputs = StepInputs {
+                    segment: segments.remove(k),
+                    noise: noise.clone().map(Tensor::inner),
+                    batch: bs,
+                    kl_weight: self.kl_weight(epoch, step),
+                    lr: self.settings.lr,
+                    next: step,
+                };
+                match self.capture(inputs, &running)? {
+                    Some((captured, ran)) => {
                         self.beta = self.settings.beta_at(base + step + ran.max(1), steps);
                         graph = Some(captured);
                         done = ran;
@@ -293,7 +290,7 @@ impl Session {
             }
         }
         if let Some(g) = graph {
-            self.optim.advance(g.finish()?);
+            self.finish(g)?;
         }
         let train_loss = read_scalar(running)? / n as f64;
         Ok(EpochStats {
@@ -302,6 +299,28 @@ impl Session {
             beta: self.beta,
             replayed,
         })
+    }
+
+    /// A graph of this session's training step that continues at `inputs.next`, and how many
+    /// steps its capture ran (`EpochGraph::capture`); `None` where the optimiser cannot step
+    /// in place (Burn's Adam). `train_epoch` and `bench` capture through here.
+    pub fn capture(
+        &mut self,
+        inputs: StepInputs,
+        running: &Tensor<1>,
+    ) -> Result<Option<(EpochGraph, usize)>, TrainError> {
+        let model = self.model().clone();
+        let Some(params) = self.optim.in_place(&model) else {
+            return Ok(None);
+        };
+        EpochGraph::capture(&model, params, inputs, running).map(Some)
+    }
+
+    /// Once a graph's last step is issued: checks that it ran every step and counts them in
+    /// Adam's step count.
+    pub fn finish(&mut self, graph: EpochGraph) -> Result<(), TrainError> {
+        self.optim.advance(graph.finish()?);
+        Ok(())
     }
 
     /// Whether this epoch's steps may be replays (`graph`): on a GPU, unless asked not to, and
