@@ -341,10 +341,10 @@ fn flushing_denormals_keeps_the_losses_and_bench_names_the_mode() {
 /// `bench --device gpu` also times the step as `train` takes it on a GPU (lavapipe here):
 /// replays of a captured step that writes the weights in place. Each replay's loss must be the
 /// loss of an ordinary forward pass from the weights as the steps before it left them, on the
-/// batch it should take (a replay that read another batch, or a copy of the weights, fails it); when a
-/// block's batches run out the next graph is captured (1,000 images at batch 100: 10 batches,
-/// a capture's warm-up takes 3 or 4, so 9 replays need two). `--no-graph`, and the CPU, time
-/// the issued step only.
+/// batch it should take (a replay that read another batch, or a copy of the weights, fails
+/// it); when a block's batches run out the next graph is captured (1,000 images at batch 100:
+/// 10 batches, a capture's warm-up takes 3 or 4, so 9 replays need two). `--no-graph`, and the
+/// CPU, time the issued step only.
 #[test]
 fn bench_times_the_replayed_training_step_as_train_takes_it() {
     let tmp = tempfile::tempdir().unwrap();
