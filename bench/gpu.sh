@@ -123,6 +123,9 @@ run() {
   "$bin" devices || true
   "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))' || true
 
+  # Wall clock in seconds, to the millisecond (a whole run's wall time is compared).
+  now() { date +%s.%N; }
+  since() { python3 -c 'import sys, time; print("%.3f" % (time.time() - float(sys.argv[1])))' "$1"; }
   # One record per measurement: {"what": ..., "side": ..., ...} on one line.
   record() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$1" "$2" >>"$jsonl"; }
 
@@ -166,19 +169,26 @@ run() {
   }
   ours_train() {  # model device round [side extra-arguments...]
     local side=${4:-latentlab-$2}
-    local t0=$SECONDS d="$scratch/ours-$side-$1-$3"
+    local t0 d="$scratch/ours-$side-$1-$3"
+    t0=$(now)
     "$bin" train --model "$1" --device "$2" --epochs "$epochs" "${limit[@]}" --out "$d" "${@:5}" >/dev/null 2>"$d.err" \
       || { echo "latentlab train $1 $side failed: $(tail -n 2 "$d.err")"; return 0; }
-    local wall=$((SECONDS - t0))
-    echo "train $1 $side r$3: wall ${wall} s; epochs $(python3 -c 'import csv,sys; print(", ".join("%.2f" % float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))))' "$d/metrics.csv") s"
-    record "{\"what\":\"train\",\"side\":\"$side\",\"model\":\"$1\",\"round\":$3,\"wall_s\":$wall}" \
+    local wall
+    wall=$(since "$t0")
+    # Where the process's time went: the phases of latentlab's closing `time:` line.
+    local phases
+    phases=$(python3 -c 'import json,re,sys; t=[l for l in open(sys.argv[1], errors="replace").read().replace("\r", "\n").splitlines() if l.startswith("time: ")]; body=t[-1][6:].split(" (total")[0] if t else ""; print(json.dumps({m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"([^,]+?) ([0-9.]+) s(?:,|$)", body)}))' "$d.err")
+    echo "train $1 $side r$3: wall ${wall} s; epochs $(python3 -c 'import csv,sys; print(", ".join("%.2f" % float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))))' "$d/metrics.csv") s; $(grep -a '^time: ' "$d.err" | tail -n 1)"
+    record "{\"what\":\"train\",\"side\":\"$side\",\"model\":\"$1\",\"round\":$3,\"wall_s\":$wall,\"phases_s\":$phases}" \
       "$(python3 -c 'import csv,json,sys; rows=list(csv.DictReader(open(sys.argv[1]))); s=json.load(open(sys.argv[2])); print(json.dumps({"epoch_s":[float(r["seconds"]) for r in rows],"test_recon":s["test_recon"],"test_kl":s["test_kl"],"test_loss":s["test_loss"]}))' "$d/metrics.csv" "$d/summary.json")"
   }
   torch_train() {  # model round
-    local t0=$SECONDS d="$scratch/torch-$1-$2"
+    local t0 d="$scratch/torch-$1-$2"
+    t0=$(now)
     "$py" "$ref" --model "$1" --device "$tdev" --threads "$torch_threads" --epochs "$epochs" "${tlimit[@]}" --bench-steps 0 \
       --data-dir data/mnist --out "$d" >"$d.log" 2>&1 || { echo "torch train $1 failed: $(tail -n 2 "$d.log")"; return 0; }
-    local wall=$((SECONDS - t0))
+    local wall
+    wall=$(since "$t0")
     echo "train $1 torch-$tdev r$2: wall ${wall} s; epochs $(python3 -c 'import csv,sys; print(", ".join("%.2f" % float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))))' "$d/metrics.csv") s"
     record "{\"what\":\"train\",\"side\":\"torch-$tdev\",\"model\":\"$1\",\"round\":$2,\"wall_s\":$wall}" \
       "$(python3 -c 'import csv,json,sys; rows=list(csv.DictReader(open(sys.argv[1]))); f=rows[-1]; print(json.dumps({"epoch_s":[float(r["seconds"]) for r in rows],"test_recon":float(f["test_recon"]),"test_kl":float(f["test_kl"]),"test_loss":float(f["test_loss"])}))' "$d/metrics.csv")"

@@ -6,7 +6,7 @@
 Steps: per model, batch and side, the median over rounds of each round's median step, and
 latentlab's ratio to each PyTorch side (below 1: latentlab is faster). Training: per model
 and side, the seconds of each epoch's training loop (median over rounds), their sum, the
-process's wall time and the test losses; the parity of latentlab's GPU and CPU runs.
+process's wall time and where it went, and the test losses; the parity of latentlab's GPU and CPU runs.
 """
 import json
 import statistics
@@ -54,6 +54,11 @@ def main(src, out_json, out_md):
             "model": model, "side": side, "rounds": len(rs), "epoch_s": per_epoch,
             "train_s": sum(per_epoch), "wall_s": statistics.median(r["wall_s"] for r in rs),
             "test_recon": rs[0]["test_recon"], "test_kl": rs[0]["test_kl"], "test_loss": rs[0]["test_loss"],
+            # latentlab's own account of its wall time (its `time:` line), median over rounds;
+            # PyTorch's: its training loops only.
+            "phases_s": {p: statistics.median(r["phases_s"].get(p, 0.0) for r in rs)
+                         for p in dict.fromkeys(p for r in rs for p in r.get("phases_s", {}))}
+                        or {"training": sum(per_epoch)},
         })
     parity = []
     for model in ("ae", "vae"):
@@ -105,7 +110,21 @@ def main(src, out_json, out_md):
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for t in train_rows:
             lines.append(f"| {t['model']} | {t['side']} | {', '.join(f'{e:.2f}' for e in t['epoch_s'])} | {t['train_s']:.2f} | "
-                         f"{t['wall_s']:.0f} | {t['test_recon']:.3f} | {t['test_kl']:.3f} | {t['test_loss']:.3f} |")
+                         f"{t['wall_s']:.1f} | {t['test_recon']:.3f} | {t['test_kl']:.3f} | {t['test_loss']:.3f} |")
+        lines.append("")
+    if train_rows:
+        # Every phase any run named, in the order they ran; the rest of the wall time is outside
+        # them (process start, loading the data, exit; for PyTorch everything but the loops).
+        names = list(dict.fromkeys(p for t in train_rows for p in t["phases_s"]))
+        lines += ["Where each whole run's wall time went (s, medians over rounds): latentlab's phases as its "
+                  "`time:` line gives them; for PyTorch only its training loops are timed apart.", "",
+                  "| model | side | wall s | " + " | ".join(names) + " | outside these |",
+                  "| --- | --- | --- | " + " | ".join("---" for _ in names) + " | --- |"]
+        for t in train_rows:
+            ph = t["phases_s"]
+            cells = [f"{ph[p]:.2f}" if p in ph else "-" for p in names]
+            lines.append(f"| {t['model']} | {t['side']} | {t['wall_s']:.2f} | " + " | ".join(cells)
+                         + f" | {t['wall_s'] - sum(ph.values()):.2f} |")
         lines.append("")
     for model in ("ae", "vae"):
         by = {t["side"]: t for t in train_rows if t["model"] == model}

@@ -86,7 +86,7 @@ fn train_both(
             timings.add(AT_ONCE, start.elapsed().as_secs_f64());
             for trained in &both {
                 let mut own = output::finish_run(trained, &data, opts)?;
-                for phase in ["training", "test losses", "checkpoints"] {
+                for phase in train::TRAINING_PHASES {
                     own.remove(phase);
                 }
                 timings.merge(&own);
@@ -106,7 +106,8 @@ fn train_both(
 }
 
 /// The time of the two trainings side by side, in `compare`'s breakdown.
-const AT_ONCE: &str = "training both at once (test losses and checkpoints included)";
+const AT_ONCE: &str =
+    "training both at once (start-up, snapshots, test losses and checkpoints included)";
 
 /// Two thread pools, each with half of the cores, where `compare` trains its models at once:
 /// on the CPU with at least two cores. A small model's matrix products barely use a second

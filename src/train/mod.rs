@@ -13,6 +13,7 @@ pub mod split;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use thiserror::Error;
 
@@ -105,7 +106,7 @@ impl Timings {
 
     /// Runs `f`, adding its wall time to `phase`.
     pub fn time<T>(&mut self, phase: &'static str, f: impl FnOnce() -> T) -> T {
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         let result = f();
         self.add(phase, start.elapsed().as_secs_f64());
         result
@@ -137,6 +138,14 @@ impl std::fmt::Display for Timings {
         write!(f, "{} (total {:.1} s)", parts.join(", "), self.total())
     }
 }
+
+/// The phases a run's training records in [`Trained::timings`], in the order they first run.
+const STARTUP: &str = "start-up";
+const TRAINING: &str = "training";
+const SNAPSHOTS: &str = "snapshots";
+const TEST_LOSSES: &str = "test losses";
+const CHECKPOINTS: &str = "checkpoints";
+pub const TRAINING_PHASES: [&str; 5] = [STARTUP, TRAINING, SNAPSHOTS, TEST_LOSSES, CHECKPOINTS];
 
 /// Where a new run goes.
 #[derive(Debug, Clone)]
@@ -185,6 +194,7 @@ pub fn train_new(
     data: &Dataset,
     target: &RunTarget,
 ) -> Result<Trained, TrainError> {
+    let started = Instant::now();
     settings.model.input = data.pixels();
     settings.model.check().map_err(TrainError::Settings)?;
     let opened = device::open(settings.device)?;
@@ -206,7 +216,7 @@ pub fn train_new(
     run::write_json(&run_dir.join("config.json"), &config)?;
     let model = settings.model.init(settings.seed, &opened.device);
     let session = Session::new(settings, opened.device.clone(), data, model, adam());
-    run_epochs(session, opened, run_dir, data, Vec::new())
+    run_epochs(session, opened, run_dir, data, Vec::new(), started)
 }
 
 /// Continues a run from its last finished epoch, with the settings it was started with; also
@@ -225,6 +235,7 @@ pub fn resume(run_dir: &Path) -> Result<(Trained, Dataset), TrainError> {
             data.pixels()
         )));
     }
+    let started = Instant::now();
     let opened = device::open(settings.device)?;
     let model = checkpoint::load_model(run_dir, &settings.model, &opened.device)?;
     let optim = adam().load(&model, |fresh| checkpoint::load_optimizer(run_dir, fresh))?;
@@ -236,7 +247,7 @@ pub fn resume(run_dir: &Path) -> Result<(Trained, Dataset), TrainError> {
     };
     rows.retain(|r| r.epoch <= finished);
     let session = Session::new(settings, opened.device.clone(), &data, model, optim);
-    let trained = run_epochs(session, opened, run_dir.to_path_buf(), &data, rows)?;
+    let trained = run_epochs(session, opened, run_dir.to_path_buf(), &data, rows, started)?;
     Ok((trained, data))
 }
 
@@ -250,7 +261,7 @@ fn save_epoch(
     rows: &mut Vec<MetricsRow>,
     timings: &mut Timings,
 ) -> Result<MetricsRow, TrainError> {
-    let eval = timings.time("test losses", || session.evaluate())?;
+    let eval = timings.time(TEST_LOSSES, || session.evaluate())?;
     let row = MetricsRow {
         epoch,
         seconds: stats.seconds,
@@ -263,7 +274,7 @@ fn save_epoch(
         usage: eval.usage,
     };
     rows.push(row.clone());
-    timings.time("checkpoints", || {
+    timings.time(CHECKPOINTS, || {
         run::write_metrics(&run_dir.join("metrics.csv"), rows)?;
         checkpoint::save(
             run_dir,
@@ -302,12 +313,16 @@ fn epoch_line(row: &MetricsRow, warming: bool, replayed: usize, steps: usize) ->
 
 /// Kept whole: the epoch loop and the snapshot schedule it shares with `train_epoch`'s hook read
 /// best together.
+///
+/// `started`: when the command began opening the device; the time from then to the first step
+/// is the run's "start-up" (device, data upload, and on a GPU the first kernels' compilation).
 fn run_epochs(
     mut session: Session,
     opened: OpenedDevice,
     run_dir: PathBuf,
     data: &Dataset,
     mut rows: Vec<MetricsRow>,
+    started: Instant,
 ) -> Result<Trained, TrainError> {
     let run_dir_path = run_dir.clone();
     let run_dir = run_dir_path.as_path();
@@ -343,6 +358,7 @@ fn run_epochs(
     if first == 1 {
         keep(&session, 0)?;
     }
+    timings.add(STARTUP, started.elapsed().as_secs_f64());
     let mut after_step = |s: &Session, step: usize| {
         if due(step) { keep(s, step) } else { Ok(()) }
     };
@@ -357,7 +373,8 @@ fn run_epochs(
             }
             other => other?,
         };
-        timings.add("training", stats.seconds);
+        timings.add(TRAINING, stats.seconds);
+        timings.add(SNAPSHOTS, stats.hook_seconds);
         let row = save_epoch(&session, epoch, stats, run_dir, &mut rows, &mut timings)?;
         let warming = settings.warming_up(epoch);
         progress.finish_epoch(

@@ -39,6 +39,8 @@ pub enum StepPhase {
 #[derive(Debug, Clone, Copy)]
 pub struct EpochStats {
     pub seconds: f64,
+    /// Time in `after_step` (snapshots), left out of `seconds`.
+    pub hook_seconds: f64,
     pub train_loss: f64,
     /// The KL weight of the epoch's last step.
     pub beta: f64,
@@ -295,6 +297,7 @@ impl Session {
         let train_loss = read_scalar(running)? / n as f64;
         Ok(EpochStats {
             seconds: start.elapsed().saturating_sub(paused).as_secs_f64(),
+            hook_seconds: paused.as_secs_f64(),
             train_loss,
             beta: self.beta,
             replayed,
