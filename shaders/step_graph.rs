@@ -8,7 +8,7 @@
 //! `adam_in_place` reads that step's bias corrections from a table the host filled once per
 //! epoch; `finish_step` adds the batch's loss to the epoch's running sum and advances the
 //! counter. Adam writes the weights and both moments into the buffers it read, so that the
-//! next replay starts from them. `overwrite` refreshes a graph's buffers for a later epoch.
+//! next replay starts from them.
 //!
 //! The counter is an f32 (exact for any step count below 2^24); indices are computed from it
 //! in integers.
@@ -34,22 +34,6 @@ pub fn rows_at<F: Float>(
     }
     let batch = usize::cast_from(counter[0]) - usize::cast_from(first.get::<F>());
     out[i] = source[batch * out.len() + i];
-}
-
-/// `target = source`, element for element, in `target`'s own buffer (both contiguous, the same
-/// length): how a graph kept from an earlier epoch gets the weights, the batches and the tables
-/// of the next one in the buffers its recording reads.
-#[cube(launch)]
-pub fn overwrite<F: Float>(
-    target: &mut Tensor<F>,
-    source: &Tensor<F>,
-    #[define(F)] _dtype: ElemType,
-) {
-    let i = ABSOLUTE_POS;
-    if i >= target.len() {
-        terminate!();
-    }
-    target[i] = source[i];
 }
 
 /// One thread: `running += loss * weight`, then `counter += 1`. The sum is the one the

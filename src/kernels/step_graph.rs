@@ -56,11 +56,6 @@ pub trait StepGraphOps: Backend {
         weight: f32,
     ) -> ();
 
-    /// `target = source` in `target`'s own buffer (the same number of elements, any shapes).
-    #[fusion(meta = |_target, _source| ())]
-    #[allow(clippy::unused_unit)]
-    fn overwrite(target: FloatTensor<Self>, source: FloatTensor<Self>) -> ();
-
     /// Adam's step of two parameters in place: each `(param, grad, moment_1, moment_2)`,
     /// the param contiguous in any shape, the moments flat; the bias corrections of step
     /// `counter[0]` at `table[2 * step]` (step size) and `table[2 * step + 1]` (epsilon).
@@ -142,27 +137,6 @@ impl StepGraphOps for CubeBackend {
         );
     }
 
-    fn overwrite(target: FloatTensor<Self>, source: FloatTensor<Self>) {
-        let target = in_place(target, "an overwritten tensor");
-        let source = into_contiguous(source);
-        let n = target.meta.shape().num_elements();
-        assert_eq!(
-            n,
-            source.meta.shape().num_elements(),
-            "overwrite: the source has another number of elements"
-        );
-        let storage = dtype_to_storage_type(target.dtype);
-        let (cube_count, cube_dim) = one_thread_each(&target, n);
-        shader::overwrite::launch(
-            &target.client.clone(),
-            cube_count,
-            cube_dim,
-            target.into_tensor_arg(),
-            source.into_tensor_arg(),
-            storage,
-        );
-    }
-
     fn adam_in_place(
         param_a: FloatTensor<Self>,
         grad_a: FloatTensor<Self>,
@@ -236,11 +210,6 @@ pub fn finish_step(running: &Tensor<1>, counter: &Tensor<1>, loss: Tensor<1>, we
         loss.into_dispatch(),
         weight,
     );
-}
-
-/// [`StepGraphOps::overwrite`].
-pub fn overwrite(target: FloatTensor<Dispatch>, source: FloatTensor<Dispatch>) {
-    Dispatch::overwrite(target, source);
 }
 
 /// One parameter's part of an in-place Adam step: the parameter as the model holds it (any
@@ -376,22 +345,6 @@ mod tests {
                 got == block[start..start + rows * pixels],
                 "batch {batch} of {rows} rows, block from batch {first}"
             );
-        }
-    }
-
-    /// Every element of the source lands in the target's own buffer (a clone of the target
-    /// sees it), at a weight matrix's size and past every launch limit.
-    #[test]
-    fn overwrite_writes_every_element_into_the_targets_buffer() {
-        let device = gpu();
-        for n in [784 * 512, PAST_EVERY_LIMIT] {
-            let source: Vec<f32> = (0..n).map(|i| (i % 999_983) as f32 + 0.5).collect();
-            let target = tensor(vec![-1.0; n], &device);
-            overwrite(
-                target.clone().into_dispatch(),
-                tensor(source.clone(), &device).into_dispatch(),
-            );
-            assert!(values(target) == source, "{n} elements");
         }
     }
 

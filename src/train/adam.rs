@@ -195,20 +195,6 @@ impl Optimiser {
         })
     }
 
-    /// Holds `pairs`' moments as its own (their step count unchanged): a kept step graph's,
-    /// whose buffers its replays update (`EpochGraph::refresh` has written the current moments
-    /// into them).
-    pub fn adopt(&mut self, pairs: &[[InPlaceParam; 2]]) {
-        if let Optimiser::Fused(adam) = self {
-            for p in pairs.iter().flatten() {
-                if let Some(m) = adam.states.get_mut(&p.id) {
-                    m.moment_1 = p.moment_1.clone();
-                    m.moment_2 = p.moment_2.clone();
-                }
-            }
-        }
-    }
-
     /// Counts `steps` in-place steps of every parameter (their moments are already written):
     /// once per graph, when it is done (`EpochGraph::finish`).
     pub fn advance(&mut self, steps: usize) {

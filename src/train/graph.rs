@@ -14,11 +14,6 @@
 //! A graph covers the full batches of one block of the permuted split (a GPU keeps the split
 //! in blocks of whole batches); `Session::train_epoch` runs the other steps (a partial last
 //! batch, steps whose snapshot falls in a capture's warm-up) the ordinary way.
-//!
-//! A graph is captured once per block, in the first epoch, and kept: a later epoch writes its
-//! own batches, noise, tables, running sum and the model's current weights and moments into
-//! the buffers the recording reads (`EpochGraph::refresh`) and replays it from the block's first
-//! batch on, with no capture warm-up: a capture costs three ordinary steps and the recording.
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
@@ -29,11 +24,11 @@ use burn::backend::Dispatch;
 use burn::backend::tensor::FloatTensor;
 
 use super::TrainError;
-use super::adam::{InPlaceParam, InPlaceParams};
+use super::adam::InPlaceParams;
 use super::readback::read_scalar;
 use super::split::EpochOrder;
 use crate::kernels::step_graph::{
-    AdamConstants, InPlaceSlot, adam_in_place, bias_table, finish_step, overwrite, rows_at,
+    AdamConstants, InPlaceSlot, adam_in_place, bias_table, finish_step, rows_at,
 };
 use crate::model::AutoEncoder;
 
@@ -41,7 +36,6 @@ use crate::model::AutoEncoder;
 pub const WARMUP_STEPS: usize = 3;
 
 /// The batches a graph can take: full batches of one block of the epoch's permuted split.
-#[derive(Clone)]
 pub struct Segment {
     /// The block, off the autodiff graph.
     pub block: Tensor<2>,
@@ -70,13 +64,12 @@ pub enum KlWeight {
 }
 
 /// [`KlWeight`] as the captured step reads it.
-#[derive(Clone)]
 enum KlTable {
     Fixed(f64),
     Rows(Box<Tensor<2>>),
 }
 
-type StepFn = Box<dyn FnMut() + Send>;
+type StepFn = Box<dyn FnMut()>;
 
 /// A captured step and the device buffers it advances.
 pub struct EpochGraph {
@@ -87,31 +80,6 @@ pub struct EpochGraph {
     start: usize,
     /// The epoch's batch index the graph stops before.
     pub end: usize,
-    /// Every other buffer the recording reads or writes, for a later epoch to refresh.
-    held: Held,
-}
-
-/// The buffers of a captured step besides its counter, and what its recording fixed.
-struct Held {
-    model: AutoEncoder,
-    pairs: Vec<[InPlaceParam; 2]>,
-    /// Adam's bias corrections per batch of the epoch (`bias_rows`).
-    table: Tensor<1>,
-    kl: KlTable,
-    running: Tensor<1>,
-    block: Tensor<2>,
-    noise: Option<Tensor<2>>,
-    /// The block's full batches.
-    batches: std::ops::Range<usize>,
-    batch: usize,
-    lr: f64,
-}
-
-/// What a kept graph continues with ([`EpochGraph::refresh`]): the model and the running sum
-/// whose buffers its replays advance, in place of the session's.
-pub struct Refreshed {
-    pub model: AutoEncoder,
-    pub running: Tensor<1>,
 }
 
 impl EpochGraph {
@@ -130,28 +98,24 @@ impl EpochGraph {
             return Err(TrainError::Execution("a model without parameters".into()));
         };
         let (next, end) = (inputs.next, inputs.segment.batches.end);
-        let table = Tensor::<1>::from_data(bias_rows(&params, next, end), &device);
+        // Entry i: the bias corrections of the epoch's batch i, Adam's step
+        // `time + 1 + i - next`; the batches before `next` are done.
+        let mut table = vec![0.0; 2 * next];
+        table.extend(bias_table(
+            params.beta_1,
+            params.beta_2,
+            params.epsilon,
+            params.time + 1,
+            end - next,
+        ));
+        let table = Tensor::<1>::from_data(TensorData::new(table, [2 * end]), &device);
         let counter = Tensor::<1>::from_data(TensorData::new(vec![next as f32], [1]), &device);
-        let kl = kl_table(&inputs.kl_weight, &device);
-        let held = Held {
-            model: model.clone(),
-            pairs: params.pairs.clone(),
-            table: table.clone(),
-            kl: kl.clone(),
-            running: running.clone(),
-            block: inputs.segment.block.clone(),
-            noise: inputs.noise.clone(),
-            batches: inputs.segment.batches.clone(),
-            batch: inputs.batch,
-            lr: inputs.lr,
-        };
         let step = step_closure(
             model.clone(),
             params,
             table,
             counter.clone(),
             running.clone(),
-            kl,
             inputs,
             device.clone(),
         );
@@ -162,105 +126,8 @@ impl EpochGraph {
             counter,
             start: next,
             end,
-            held,
         };
         Ok((graph, ran))
-    }
-
-    /// The epoch's batch index of the block's first full batch: what identifies the graph's
-    /// block from epoch to epoch.
-    pub fn first_batch(&self) -> usize {
-        self.held.batches.start
-    }
-
-    /// Whether this graph, captured in an earlier epoch, can take `inputs`: the same block of
-    /// batches and batch size, and what its recording fixed (the learning rate, a KL weight
-    /// fixed at capture or read from a table).
-    pub fn fits(&self, inputs: &StepInputs) -> bool {
-        let h = &self.held;
-        let kl = match (&h.kl, &inputs.kl_weight) {
-            (KlTable::Fixed(a), KlWeight::Fixed(b)) => a.to_bits() == b.to_bits(),
-            (KlTable::Rows(rows), KlWeight::PerBatch(w)) => rows.dims()[0] == w.len(),
-            _ => false,
-        };
-        kl && h.batches == inputs.segment.batches
-            && h.batch == inputs.batch
-            && h.lr.to_bits() == inputs.lr.to_bits()
-            && h.noise.is_some() == inputs.noise.is_some()
-            && h.block.dims() == inputs.segment.block.dims()
-            && inputs.segment.batches.contains(&inputs.next)
-    }
-
-    /// Makes this kept graph continue training at `inputs.next` (see [`EpochGraph::fits`]):
-    /// writes into the buffers its recording reads the model's weights and Adam's moments as
-    /// `params` holds them now, the epoch's block, noise and KL weights, the bias corrections
-    /// from `params.time` on, the running sum and the counter. The session then trains the
-    /// returned model, whose buffers the replays advance, and keeps the returned running sum.
-    pub fn refresh(
-        &mut self,
-        params: InPlaceParams,
-        inputs: StepInputs,
-        running: &Tensor<1>,
-    ) -> Result<Refreshed, TrainError> {
-        let h = &self.held;
-        let device = self.counter.device();
-        let same_params = params.pairs.len() == h.pairs.len()
-            && params
-                .pairs
-                .iter()
-                .zip(&h.pairs)
-                .all(|([a, b], [c, d])| a.id == c.id && b.id == d.id);
-        if !same_params {
-            return Err(TrainError::Execution(
-                "a kept step graph holds other parameters than the model's".into(),
-            ));
-        }
-        let (next, end) = (inputs.next, self.end);
-        let table = Tensor::<1>::from_data(bias_rows(&params, next, end), &device);
-        let counter = Tensor::<1>::from_data(TensorData::new(vec![next as f32], [1]), &device);
-        // Whatever still reads these buffers (the ordinary steps since this graph last ran)
-        // is issued before they are written; the writes are issued before the first replay,
-        // which goes to the device past Burn's fusion.
-        let _ = device.flush();
-        let copy = |target: &Tensor<1>, source: &Tensor<1>| {
-            overwrite(
-                target.clone().into_dispatch(),
-                source.clone().into_dispatch(),
-            );
-        };
-        for ([a, b], [c, d]) in params.pairs.iter().zip(&h.pairs) {
-            for (now, kept) in [(a, c), (b, d)] {
-                overwrite(kept.param.clone(), now.param.clone());
-                copy(&kept.moment_1, &now.moment_1);
-                copy(&kept.moment_2, &now.moment_2);
-            }
-        }
-        copy(&h.table, &table);
-        copy(&self.counter, &counter);
-        copy(&h.running, running);
-        overwrite(
-            h.block.clone().into_dispatch(),
-            inputs.segment.block.into_dispatch(),
-        );
-        if let (Some(kept), Some(now)) = (&h.noise, inputs.noise) {
-            overwrite(kept.clone().into_dispatch(), now.into_dispatch());
-        }
-        if let (KlTable::Rows(kept), KlWeight::PerBatch(weights)) = (&h.kl, inputs.kl_weight) {
-            let n = weights.len();
-            let now = Tensor::<2>::from_data(TensorData::new(weights, [n, 1]), &device);
-            overwrite(kept.clone().into_dispatch(), now.into_dispatch());
-        }
-        let _ = device.flush();
-        self.start = next;
-        Ok(Refreshed {
-            model: h.model.clone(),
-            running: h.running.clone(),
-        })
-    }
-
-    /// The parameters and moments this graph's replays write, for the optimiser to hold.
-    pub fn params(&self) -> &[[InPlaceParam; 2]] {
-        &self.held.pairs
     }
 
     /// The next step: the recorded launches again, or on a device that cannot record, the
@@ -281,7 +148,7 @@ impl EpochGraph {
     /// optimiser's step count, after checking that the device counted every one of them up to
     /// its end: a replay that did not run would leave the counter behind (and the weights with
     /// it), which nothing else would show.
-    pub fn finish(&self) -> Result<usize, TrainError> {
+    pub fn finish(self) -> Result<usize, TrainError> {
         let next = read_scalar(self.counter.clone())?;
         if next == self.end as f64 {
             Ok(self.end - self.start)
@@ -294,43 +161,12 @@ impl EpochGraph {
     }
 }
 
-/// Entry `i`: the bias corrections of the epoch's batch `i` for a graph that continues at batch
-/// `next` and stops before `end`, Adam's step `time + 1 + i - next`; the batches before `next`
-/// are done (zeros).
-fn bias_rows(params: &InPlaceParams, next: usize, end: usize) -> TensorData {
-    let mut table = vec![0.0; 2 * next];
-    table.extend(bias_table(
-        params.beta_1,
-        params.beta_2,
-        params.epsilon,
-        params.time + 1,
-        end - next,
-    ));
-    TensorData::new(table, [2 * end])
-}
-
-/// A warm-up's weights as a `[batches, 1]` table on the device, one row per batch.
-fn kl_table(weight: &KlWeight, device: &Device) -> KlTable {
-    match weight {
-        KlWeight::Fixed(beta) => KlTable::Fixed(*beta),
-        KlWeight::PerBatch(weights) => {
-            let n = weights.len();
-            KlTable::Rows(Box::new(Tensor::from_data(
-                TensorData::new(weights.clone(), [n, 1]),
-                device,
-            )))
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
 fn step_closure(
     model: AutoEncoder,
     params: InPlaceParams,
     table: Tensor<1>,
     counter: Tensor<1>,
     running: Tensor<1>,
-    kl_table: KlTable,
     inputs: StepInputs,
     device: Device,
 ) -> StepFn {
@@ -343,8 +179,20 @@ fn step_closure(
         segment,
         noise,
         batch,
+        kl_weight,
         ..
     } = inputs;
+    // A warm-up's weights as a `[batches, 1]` table on the device, one row per batch.
+    let kl_table = match kl_weight {
+        KlWeight::Fixed(beta) => KlTable::Fixed(beta),
+        KlWeight::PerBatch(weights) => {
+            let n = weights.len();
+            KlTable::Rows(Box::new(Tensor::from_data(
+                TensorData::new(weights, [n, 1]),
+                &device,
+            )))
+        }
+    };
     Box::new(move || {
         let x = Tensor::from_inner(rows_at(
             &segment.block,

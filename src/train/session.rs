@@ -82,9 +82,6 @@ pub struct Session {
     pub sync_every: usize,
     /// The KL weight of the next step: `settings.beta`, or less during a warm-up.
     pub beta: f64,
-    /// On a GPU, the step graphs of earlier epochs, one per block, for later epochs to
-    /// replay again (`EpochGraph::refresh`).
-    kept: Vec<EpochGraph>,
 }
 
 impl Session {
@@ -111,7 +108,6 @@ impl Session {
             model: Some(model),
             optim,
             sync_every,
-            kept: Vec::new(),
         }
     }
 
@@ -232,27 +228,20 @@ impl Session {
             }
             // Steps done by this turn: the capture's warm-up, or one step.
             let mut done = 0;
-            let inputs = |s: &Segment| StepInputs {
-                segment: s.clone(),
-                noise: noise.clone().map(Tensor::inner),
-                batch: bs,
-                kl_weight: self.kl_weight(epoch, step),
-                lr: self.settings.lr,
-                next: step,
-            };
-            // A kept graph that fits the block, or else a capture where one can start.
             if graph.is_none()
-                && let Some((k, kept)) = segments.iter().enumerate().find_map(|(k, s)| {
-                    let kept = self.kept_fitting(&inputs(s));
-                    (kept.is_some() || self.can_capture(s, base, step)).then_some((k, kept))
-                })
+                && let Some(k) = segments
+                    .iter()
+                    .position(|s| self.can_capture(s, base, step))
             {
-                let inputs = inputs(&segments.remove(k));
-                let started = match kept {
-                    Some(kept) => self.refresh(kept, inputs, &mut running)?,
-                    None => self.capture(inputs, &running)?,
+                let inputs = StepInputs {
+                    segment: segments.remove(k),
+                    noise: noise.clone().map(Tensor::inner),
+                    batch: bs,
+                    kl_weight: self.kl_weight(epoch, step),
+                    lr: self.settings.lr,
+                    next: step,
                 };
-                match started {
+                match self.capture(inputs, &running)? {
                     Some((captured, ran)) => {
                         self.beta = self.settings.beta_at(base + step + ran.max(1), steps);
                         graph = Some(captured);
@@ -330,41 +319,10 @@ impl Session {
         EpochGraph::capture(&model, params, inputs, running).map(Some)
     }
 
-    /// The kept graph (of an earlier epoch) that can take `inputs`, by its place in `kept`.
-    fn kept_fitting(&self, inputs: &StepInputs) -> Option<usize> {
-        if !inputs.segment.batches.contains(&inputs.next) {
-            return None;
-        }
-        self.kept.iter().position(|g| g.fits(inputs))
-    }
-
-    /// Kept graph `k`, refreshed to continue this session's training at `inputs.next`
-    /// (`EpochGraph::refresh`): the session then trains the model whose buffers its replays
-    /// advance, and `running` becomes the sum they add into. None of its steps ran yet.
-    fn refresh(
-        &mut self,
-        k: usize,
-        inputs: StepInputs,
-        running: &mut Tensor<1>,
-    ) -> Result<Option<(EpochGraph, usize)>, TrainError> {
-        let model = self.model().clone();
-        let Some(params) = self.optim.in_place(&model) else {
-            return Ok(None);
-        };
-        let mut graph = self.kept.swap_remove(k);
-        let refreshed = graph.refresh(params, inputs, running)?;
-        self.optim.adopt(graph.params());
-        self.model = Some(refreshed.model);
-        *running = refreshed.running;
-        Ok(Some((graph, 0)))
-    }
-
     /// Once a graph's last step is issued: checks that it ran every step and counts them in
-    /// Adam's step count; keeps it for its block's replays in later epochs.
+    /// Adam's step count.
     pub fn finish(&mut self, graph: EpochGraph) -> Result<(), TrainError> {
         self.optim.advance(graph.finish()?);
-        self.kept.retain(|g| g.first_batch() != graph.first_batch());
-        self.kept.push(graph);
         Ok(())
     }
 

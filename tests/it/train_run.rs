@@ -403,18 +403,14 @@ fn assert_numbers_close(what: &str, got: &[f64], want: &[f64]) {
 
 /// On a GPU (lavapipe here) an epoch's full batches are replays of one captured step
 /// (`train::graph`), and they make the run that issuing every step makes (`--no-graph`):
-/// the same losses every epoch and the same test codes at every snapshot. Epochs 1 and 2 are
-/// a KL warm-up (the weight rises every step, so each replay reads its own from the device),
-/// epochs 3 and 4 have the one weight (a replay that kept its capture's weight for the warm-up
-/// fails: the test and later losses move by ten times the tolerance and more). A graph is
-/// captured once and kept: epoch 2 replays epoch 1's, refreshed with its own batches, noise,
-/// KL weights and the weights as epoch 1's last, partial batch left them (a refresh that
-/// missed one of them would change the losses), with no capture warm-up; epoch 3 needs a new
-/// one (its KL weight is fixed in the recording), which epoch 4 replays again. A snapshot
-/// every 5 steps can fall among a capture's warm-up steps, whose hooks see only the weights
-/// after the warm-up: a capture waits for a window without one (epoch 3's starts after step 35).
-/// So of each epoch's 16 steps (15 full batches and a partial one) 12, 15, 9 and 15 are
-/// replays, as the epoch lines say.
+/// the same losses every epoch and the same test codes at every snapshot. Epoch 1 is a KL
+/// warm-up (the weight rises every step, so each replay reads its own from the device), epoch
+/// 2 has the one weight (a replay that kept its capture's weight for the warm-up fails: the
+/// test and epoch 2's losses move by ten times the tolerance and more). A snapshot every 5
+/// steps puts one (step 20) among the warm-up steps a capture at the start of epoch 2 would
+/// run, whose hooks see only the weights after the warm-up: the capture waits until step 21.
+/// So of each epoch's 16 steps (15 full batches and a partial one), 12 are replays in epoch 1
+/// (3 warm-up steps, the partial batch issued anew) and 8 in epoch 2, as the epoch lines say.
 #[test]
 fn gpu_training_replays_its_steps_and_makes_the_run_of_issuing_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -430,7 +426,7 @@ fn gpu_training_replays_its_steps_and_makes_the_run_of_issuing_them() {
                 "--train-limit",
                 "2000",
                 "--epochs",
-                "4",
+                "2",
                 "--hidden",
                 "32,16",
                 "--iwae-samples",
@@ -438,7 +434,7 @@ fn gpu_training_replays_its_steps_and_makes_the_run_of_issuing_them() {
                 "--snapshot-every",
                 "5",
                 "--kl-warmup",
-                "2",
+                "1",
             ])
             .args(["--out", out.to_str().unwrap()])
             .args(extra)
@@ -449,24 +445,17 @@ fn gpu_training_replays_its_steps_and_makes_the_run_of_issuing_them() {
     };
     let (replayed, said) = run("replayed", &[]);
     let (issued, said_issued) = run("issued", &["--no-graph"]);
-    for (epoch, replays) in [(1, 12), (2, 15), (3, 9), (4, 15)] {
-        let line = said
-            .split(['\r', '\n'])
-            .find(|l| l.contains(&format!("epoch {epoch}/4")) && l.contains("test recon"));
-        assert!(
-            line.is_some_and(|l| l.contains(&format!("replayed {replays}/16 steps"))),
-            "epoch {epoch}: {line:?}"
-        );
-    }
+    assert!(
+        said.contains("epoch 1/2") && said.contains("replayed 12/16 steps"),
+        "{said}"
+    );
+    assert!(said.contains("replayed 8/16 steps"), "{said}");
     assert!(!said_issued.contains("replayed"), "{said_issued}");
     let losses = |dir: &Path| numbers(&crate::common::losses(dir).join("\n"));
     assert_numbers_close("losses", &losses(&replayed), &losses(&issued));
     let steps = snapshot_steps(&replayed);
     assert_eq!(steps, snapshot_steps(&issued));
-    assert_eq!(
-        steps,
-        [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 64]
-    );
+    assert_eq!(steps, [0, 5, 10, 15, 20, 25, 30, 32]);
     for step in steps {
         let file = format!("snapshots/step-{step:07}.csv");
         let [a, b] = [&replayed, &issued].map(|d| numbers(&crate::common::read(d, &file)));
