@@ -9,6 +9,9 @@
 #   bench/graph_epochs.sh
 #   ROUNDS=5 MODELS="ae vae" HIDDEN=8,8 EPOCHS=2 TRAIN_LIMIT= BATCH=128 bench/graph_epochs.sh
 #
+# BASE_BIN=path adds a third side, `base`: that binary's replayed loop (say, a build from before a
+# change to it), the same flags; SIDES="replayed base" leaves a side out.
+#
 # Epoch 1 pays for compiling the shaders (and, replaying, three captures); every later epoch
 # is compared (median over rounds of each run's later epochs). Without a GPU this runs on
 # lavapipe, Mesa's software Vulkan, where the shaders' arithmetic runs on the same two cores
@@ -31,9 +34,11 @@ bin=target/release/latentlab
 echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 echo "== hidden $hidden, batch $batch, $epochs epochs, ${TRAIN_LIMIT:-all} images, $rounds rounds"
 
+sides=${SIDES:-"replayed issued${BASE_BIN:+ base}"}
 run() {  # model side round [flags...]
-  local d="$scratch/$2-$1-$3"
-  "$bin" train --model "$1" --device gpu --hidden "$hidden" --batch-size "$batch" \
+  local d="$scratch/$2-$1-$3" exe=$bin
+  [ "$2" = base ] && exe=$BASE_BIN
+  "$exe" train --model "$1" --device gpu --hidden "$hidden" --batch-size "$batch" \
     --epochs "$epochs" "${limit[@]}" --iwae-samples 1 --out "$d" "${@:4}" >/dev/null 2>"$d.err" \
     || { echo "$2 $1 r$3 failed: $(tail -n 2 "$d.err")"; exit 1; }
   [ "$3" = 1 ] && echo "== $(tr '\r' '\n' <"$d.err" | grep -a -m1 '^training' | sed 's/, run directory.*//')"
@@ -49,13 +54,20 @@ open(jsonl, "a").write(json.dumps(rec) + "\n")
 EOF
 }
 
+side() {  # model side round
+  case $2 in
+    issued) run "$1" issued "$3" --no-graph ;;
+    *) run "$1" "$2" "$3" ;;
+  esac
+}
 for r in $(seq "$rounds"); do
   for model in $models; do
-    if [ $((r % 2)) -eq 1 ]; then
-      run "$model" replayed "$r"; run "$model" issued "$r" --no-graph
-    else
-      run "$model" issued "$r" --no-graph; run "$model" replayed "$r"
-    fi
+    # The sides in turn, each round starting one further along.
+    read -r -a order <<<"$sides"
+    k=${#order[@]}
+    for i in $(seq 0 $((k - 1))); do
+      side "$model" "${order[$(((i + r - 1) % k))]}" "$r"
+    done
   done
 done
 
@@ -73,9 +85,10 @@ for (m, s), v in sorted(later.items()):
     lines.append(f"| {m} | {s} | {statistics.median(v):.2f} ({min(v):.2f}, {max(v):.2f}) | {', '.join(map(str, sorted(losses[(m, s)])))} |")
 lines.append("")
 for m in sorted({m for m, _ in later}):
-    if (m, "replayed") in later and (m, "issued") in later:
-        a, b = statistics.median(later[(m, "replayed")]), statistics.median(later[(m, "issued")])
-        lines.append(f"{m}: replayed / issued = {a / b:.2f}x per epoch")
+    for other in ("issued", "base"):
+        if (m, "replayed") in later and (m, other) in later:
+            a, b = statistics.median(later[(m, "replayed")]), statistics.median(later[(m, other)])
+            lines.append(f"{m}: replayed / {other} = {a / b:.2f}x per epoch")
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
