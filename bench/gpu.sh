@@ -16,7 +16,7 @@
 # and a 10-epoch training against PyTorch-CUDA eager) in one call of ~9 minutes (timeout 560):
 #   ... ldconfig; PARTS="steps train" BATCHES=128 ROUNDS=3 COMPILE=0 EPOCHS=10 NO_GRAPH=0
 #   PARITY=0 DEADLINE_S=420 bash bench/gpu.sh run
-# (SPIRV=0 leaves the SPIR-V build out, which saves about a third of the time.)
+# (SPIRV=0 leaves the SPIR-V build out: one program fewer in the steps and the training.)
 #
 # Tried here first on lavapipe, with the PyTorch side on the CPU and fewer steps:
 #   TORCH_DEVICE=cpu ROUNDS=1 STEPS=10 WARMUP=2 BATCHES=128 EPOCHS=1 TRAIN_LIMIT=2048 COMPILE=0 bench/gpu.sh run
