@@ -86,7 +86,7 @@ pub struct Trained {
     pub opened: OpenedDevice,
     pub run_dir: PathBuf,
     pub rows: Vec<MetricsRow>,
-    /// Where this process's time went so far (training, test losses, checkpoints).
+    /// Where this process's time went so far ([`TRAINING_PHASES`]).
     pub timings: Timings,
 }
 
@@ -139,12 +139,13 @@ impl std::fmt::Display for Timings {
     }
 }
 
-/// The phases a run's training records in [`Trained::timings`], in the order they first run.
 const STARTUP: &str = "start-up";
 const TRAINING: &str = "training";
 const SNAPSHOTS: &str = "snapshots";
 const TEST_LOSSES: &str = "test losses";
 const CHECKPOINTS: &str = "checkpoints";
+/// The phases a run's training records in [`Trained::timings`], in the order they first run
+/// (`compare` counts them in its side-by-side training instead).
 pub const TRAINING_PHASES: [&str; 5] = [STARTUP, TRAINING, SNAPSHOTS, TEST_LOSSES, CHECKPOINTS];
 
 /// Where a new run goes.

@@ -451,6 +451,14 @@ fn gpu_training_replays_its_steps_and_makes_the_run_of_issuing_them() {
     );
     assert!(said.contains("replayed 8/16 steps"), "{said}");
     assert!(!said_issued.contains("replayed"), "{said_issued}");
+    // The closing line accounts for the run from its start, snapshots apart from training.
+    let time = said.split(['\r', '\n']).find(|l| l.starts_with("time: "));
+    assert!(
+        time.is_some_and(|l| l.starts_with("time: start-up ")
+            && l.contains(", training ")
+            && l.contains(", snapshots ")),
+        "{time:?}"
+    );
     let losses = |dir: &Path| numbers(&crate::common::losses(dir).join("\n"));
     assert_numbers_close("losses", &losses(&replayed), &losses(&issued));
     let steps = snapshot_steps(&replayed);
