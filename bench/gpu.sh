@@ -185,10 +185,12 @@ run() {
       || { echo "latentlab train $1 $side failed: $(tail -n 2 "$d.err")"; return 1; }
     local wall
     wall=$(since "$t0")
-    # Where the process's time went: the phases of latentlab's closing `time:` line.
-    local phases
-    phases=$(python3 -c 'import json,re,sys; t=[l for l in open(sys.argv[1], errors="replace").read().replace("\r", "\n").splitlines() if l.startswith("time: ")]; body=t[-1][6:].split(" (total")[0] if t else ""; print(json.dumps({m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"([^,]+?) ([0-9.]+) s(?:,|$)", body)}))' "$d.err")
-    echo "train $1 $side r$3: wall ${wall} s; epochs $(python3 -c 'import csv,sys; print(", ".join("%.2f" % float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))))' "$d/metrics.csv") s; $(grep -a '^time: ' "$d.err" | tail -n 1)"
+    # Where the process's time went: latentlab's closing `time:` line (after the progress
+    # bar's carriage returns), as {phase: seconds}.
+    local timeline phases
+    timeline=$(tr '\r' '\n' <"$d.err" | grep -a '^time: ' | tail -n 1 || true)
+    phases=$(python3 -c 'import json,re,sys; body=sys.argv[1][6:].split(" (total")[0]; print(json.dumps({m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"([^,]+?) ([0-9.]+) s(?:,|$)", body)}))' "$timeline")
+    echo "train $1 $side r$3: wall ${wall} s; epochs $(python3 -c 'import csv,sys; print(", ".join("%.2f" % float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))))' "$d/metrics.csv") s; $timeline"
     record "{\"what\":\"train\",\"side\":\"$side\",\"model\":\"$1\",\"round\":$3,\"wall_s\":$wall,\"phases_s\":$phases}" \
       "$(python3 -c 'import csv,json,sys; rows=list(csv.DictReader(open(sys.argv[1]))); s=json.load(open(sys.argv[2])); print(json.dumps({"epoch_s":[float(r["seconds"]) for r in rows],"test_recon":s["test_recon"],"test_kl":s["test_kl"],"test_loss":s["test_loss"]}))' "$d/metrics.csv" "$d/summary.json")"
   }
@@ -213,10 +215,10 @@ run() {
   startup() {  # binary side
     local state t0 j secs
     for state in cold warm; do
-      t0=$(date +%s.%N)
+      t0=$(now)
       j=$("$1" bench --model vae --device gpu --batch-size 128 --steps 1 --warmup 0 --json --no-graph) \
         || { echo "start to first step ($2, $state): failed"; return 1; }
-      secs=$(python3 -c "import sys; print(round($(date +%s.%N) - $t0, 3))")
+      secs=$(since "$t0")
       echo "start to first step ($2, $state): $secs s"
       record "{\"what\":\"startup\",\"side\":\"$2\",\"state\":\"$state\",\"wall_s\":$secs}" "$j"
     done
