@@ -10,7 +10,8 @@
 #   ROUNDS=5 MODELS="ae vae" HIDDEN=8,8 EPOCHS=2 TRAIN_LIMIT= BATCH=128 bench/graph_epochs.sh
 #
 # BASE_BIN=path adds a third side, `base`: that binary's replayed loop (say, a build from before a
-# change to it), the same flags; SIDES="replayed base" leaves a side out.
+# change to it), the same flags; SIDES="replayed base" leaves a side out. EXTRA="--binarize
+# dynamic" gives every side more `train` flags.
 #
 # Epoch 1 pays for compiling the shaders (and, replaying, three captures); every later epoch
 # is compared (median over rounds of each run's later epochs). Without a GPU this runs on
@@ -21,8 +22,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-5} models=${MODELS:-"ae vae"} hidden=${HIDDEN:-8,8} epochs=${EPOCHS:-2}
 batch=${BATCH:-128} out=${OUT:-bench/out}
-limit=()
+limit=() extra=()
 [ -n "${TRAIN_LIMIT:-}" ] && limit=(--train-limit "$TRAIN_LIMIT")
+read -r -a extra <<<"${EXTRA:-}"
 mkdir -p "$out"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -32,14 +34,14 @@ exec > >(tee "$out/graph_epochs.log") 2>&1
 cargo build --release --quiet
 bin=target/release/latentlab
 echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
-echo "== hidden $hidden, batch $batch, $epochs epochs, ${TRAIN_LIMIT:-all} images, $rounds rounds"
+echo "== hidden $hidden, batch $batch, $epochs epochs, ${TRAIN_LIMIT:-all} images, $rounds rounds${EXTRA:+, every side: $EXTRA}"
 
 sides=${SIDES:-"replayed issued${BASE_BIN:+ base}"}
 run() {  # model side round [flags...]
   local d="$scratch/$2-$1-$3" exe=$bin
   [ "$2" = base ] && exe=$BASE_BIN
   "$exe" train --model "$1" --device gpu --hidden "$hidden" --batch-size "$batch" \
-    --epochs "$epochs" "${limit[@]}" --iwae-samples 1 --out "$d" "${@:4}" >/dev/null 2>"$d.err" \
+    --epochs "$epochs" "${limit[@]}" --iwae-samples 1 --out "$d" "${extra[@]}" "${@:4}" >/dev/null 2>"$d.err" \
     || { echo "$2 $1 r$3 failed: $(tail -n 2 "$d.err")"; exit 1; }
   [ "$3" = 1 ] && echo "== $(tr '\r' '\n' <"$d.err" | grep -a -m1 '^training' | sed 's/, run directory.*//')"
   python3 - "$d/metrics.csv" "$1" "$2" "$3" "$jsonl" <<'EOF'

@@ -116,25 +116,25 @@ pub struct ReplayedSteps {
 /// Kept whole: after the measuring calls it is the one `BenchResult` literal, a field a line.
 pub fn bench(args: BenchArgs) -> Result<(), AppError> {
     let (mut session, opened) = open_session(&args)?;
-    let batches = Batches::new(
+    let mut batches = Batches::new(
         &session,
         args.batch_size as usize,
         args.model.is_variational(),
     );
     let (warmup, steps) = (args.warmup as usize, args.steps as usize);
     let (times, enqueue, kernel_launches_by_kernel) =
-        time_steps(&mut session, &batches, &opened.device, warmup, steps)?;
+        time_steps(&mut session, &mut batches, &opened.device, warmup, steps)?;
     // Where the time goes: the same steps again, waiting for the device after each phase.
     let [forward, backward, optimizer] = time_phases(
         &mut session,
-        &batches,
+        &mut batches,
         &opened.device,
         warmup + steps,
         steps,
     )?;
     let (replayed, not_replayed) = match args.device {
         device::DeviceChoice::Gpu if !args.no_graph => {
-            match time_replayed(&mut session, &batches, warmup, steps)? {
+            match time_replayed(&mut session, &mut batches, warmup, steps)? {
                 Ok(r) => (Some(r), None),
                 Err(why) => (None, Some(why)),
             }
@@ -250,7 +250,7 @@ impl Batches {
         let size = size.min(session.train.len()).max(1);
         let perm = rng::epoch_permutation(1, 1, session.train.len());
         Batches {
-            order: EpochOrder::new(&session.train, perm, size),
+            order: EpochOrder::new(&session.train, perm, size, None),
             noise: variational.then(|| rng::epoch_noise(1, 1, size, latent)),
             size,
             latent,
@@ -258,7 +258,7 @@ impl Batches {
     }
 
     /// The `step`th batch, starting over from the first when the set runs out.
-    fn get(&self, session: &Session, step: usize) -> (Tensor<2>, Option<Tensor<2>>) {
+    fn get(&mut self, session: &Session, step: usize) -> (Tensor<2>, Option<Tensor<2>>) {
         let per_pass = (session.train.len() / self.size).max(1);
         let a = (step % per_pass) * self.size;
         let b = a + self.size;
@@ -283,7 +283,7 @@ fn sync(device: &burn::tensor::Device) -> Result<(), AppError> {
 /// [`BenchResult::median_enqueue_ms`]); and the kernel launches per timed step, by kernel.
 fn time_steps(
     session: &mut Session,
-    batches: &Batches,
+    batches: &mut Batches,
     device: &burn::tensor::Device,
     warmup: usize,
     steps: usize,
@@ -316,7 +316,7 @@ fn time_steps(
 /// Kept whole: one loop over captures and their replays, each replay checked and timed.
 fn time_replayed(
     session: &mut Session,
-    batches: &Batches,
+    batches: &mut Batches,
     warmup: usize,
     steps: usize,
 ) -> Result<Result<ReplayedSteps, &'static str>, AppError> {
@@ -428,7 +428,7 @@ fn half_ulp(v: f32) -> f64 {
 /// waited for after each phase (which would distort whole-step times on a GPU).
 fn time_phases(
     session: &mut Session,
-    batches: &Batches,
+    batches: &mut Batches,
     device: &burn::tensor::Device,
     first: usize,
     steps: usize,

@@ -201,15 +201,20 @@ impl Session {
         let steps = self.steps_per_epoch();
         let base = (epoch - 1) * steps;
         let start = Instant::now();
-        let order = EpochOrder::new(&self.train, rng::epoch_permutation(seed, epoch, n), bs);
+        let binarize = (self.settings.binarize == crate::data::Binarize::Dynamic)
+            .then(|| rng::binarize_stream(seed, epoch));
+        let mut order = EpochOrder::new(
+            &self.train,
+            rng::epoch_permutation(seed, epoch, n),
+            bs,
+            binarize,
+        );
         let noise = self.settings.model.kind.is_variational().then(|| {
             Tensor::<2>::from_data(
                 TensorData::new(rng::epoch_noise(seed, epoch, n, latent), [n, latent]),
                 &self.device,
             )
         });
-        let mut binarize = (self.settings.binarize == crate::data::Binarize::Dynamic)
-            .then(|| rng::binarize_stream(seed, epoch));
         let mut segments = match self.replays() {
             true => graph::segments(&order, bs),
             false => Vec::new(),
@@ -259,10 +264,7 @@ impl Session {
                     }
                     None => {
                         let (a, b) = (step * bs, ((step + 1) * bs).min(n));
-                        let mut x = order.batch(&self.train, a..b);
-                        if let Some(stream) = binarize.as_mut() {
-                            x = bernoulli(x, stream);
-                        }
+                        let x = order.batch(&self.train, a..b);
                         let eps = noise.as_ref().map(|e| e.clone().slice([a..b, 0..latent]));
                         let batch_loss = self.step(x, eps);
                         running = running + batch_loss.mul_scalar((b - a) as f64);
@@ -326,13 +328,9 @@ impl Session {
         Ok(())
     }
 
-    /// Whether this epoch's steps may be replays (`graph`): on a GPU, unless asked not to, and
-    /// with no fresh binarisation per step (drawn on the host).
+    /// Whether this epoch's steps may be replays (`graph`): on a GPU, unless asked not to.
     fn replays(&self) -> bool {
-        let s = &self.settings;
-        s.step_graph
-            && !crate::device::is_cpu(&self.device)
-            && s.binarize != crate::data::Binarize::Dynamic
+        self.settings.step_graph && !crate::device::is_cpu(&self.device)
     }
 
     /// The KL weight of a graph starting at the epoch's batch `step`: during a KL warm-up the
@@ -405,15 +403,6 @@ impl Session {
             usage: variational.then(|| latent_usage(&mu, &sigma, latent)),
         })
     }
-}
-
-/// A black-and-white draw of `x` (grey levels in [0, 1]): a pixel is 1 where a uniform draw
-/// falls below its grey level, so with probability that level.
-fn bernoulli(x: Tensor<2>, stream: &mut rand_chacha::ChaCha8Rng) -> Tensor<2> {
-    let dims = x.dims();
-    let u = rng::uniforms(stream, dims[0] * dims[1]);
-    let u = Tensor::<2>::from_data(TensorData::new(u, dims), &x.device());
-    u.lower(x).float()
 }
 
 /// Encodes `images` (`[n, pixels]`, on any device) in batches.

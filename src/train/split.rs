@@ -2,6 +2,7 @@
 //! gathered from it.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand_chacha::ChaCha8Rng;
 
 use crate::data::Split;
 
@@ -183,33 +184,86 @@ impl DeviceSplit {
     }
 }
 
-/// An epoch's batches, in the order of its permutation.
+/// An epoch's batches, in the order of its permutation, drawn black and white afresh where the
+/// run binarises dynamically (`--binarize dynamic`).
+///
+/// The draws take the epoch's binarising stream in the order of the epoch's rows, batch after
+/// batch, on either device: so a GPU, which draws the whole permuted split at the start of the
+/// epoch, feeds its steps the very pixels the CPU draws batch by batch, and its batches stay
+/// views a captured step can replay.
 pub enum EpochOrder {
     /// The CPU backend selects each batch's rows from the split when asked: a copy of only
-    /// those rows, no copy of the whole set per epoch.
-    Gather(Vec<i64>),
-    /// A GPU gets the whole split in the epoch's order once (`DeviceSplit::permuted`): a
-    /// batch is then a view, where a gather costs kernel launches and an index upload every
-    /// step.
+    /// those rows, no copy of the whole set per epoch. The stream, where there is one, draws
+    /// each batch as it is taken.
+    Gather {
+        perm: Vec<i64>,
+        binarize: Option<Box<ChaCha8Rng>>,
+    },
+    /// A GPU gets the whole split in the epoch's order once (`DeviceSplit::permuted`),
+    /// already drawn where the run binarises: a batch is then a view, where a gather costs
+    /// kernel launches and an index upload every step.
     Permuted(DeviceSplit),
 }
 
 impl EpochOrder {
-    pub fn new(split: &DeviceSplit, perm: Vec<i64>, batch: usize) -> EpochOrder {
+    pub fn new(
+        split: &DeviceSplit,
+        perm: Vec<i64>,
+        batch: usize,
+        binarize: Option<ChaCha8Rng>,
+    ) -> EpochOrder {
         if crate::device::is_cpu(&split.device) {
-            EpochOrder::Gather(perm)
+            EpochOrder::Gather {
+                perm,
+                binarize: binarize.map(Box::new),
+            }
         } else {
-            EpochOrder::Permuted(split.permuted(&perm, batch))
+            let shuffled = split.permuted(&perm, batch);
+            EpochOrder::Permuted(match binarize {
+                Some(mut stream) => shuffled.bernoulli(&mut stream),
+                None => shuffled,
+            })
         }
     }
 
-    /// Positions `a..b` of the epoch's order, as one `[b - a, pixels]` tensor.
-    pub fn batch(&self, split: &DeviceSplit, range: std::ops::Range<usize>) -> Tensor<2> {
+    /// Positions `a..b` of the epoch's order, as one `[b - a, pixels]` tensor. The batches
+    /// are taken in order, each once (a binarising stream moves on with each).
+    pub fn batch(&mut self, split: &DeviceSplit, range: std::ops::Range<usize>) -> Tensor<2> {
         match self {
-            EpochOrder::Gather(perm) => split.gather(&perm[range]),
+            EpochOrder::Gather { perm, binarize } => {
+                let x = split.gather(&perm[range]);
+                match binarize {
+                    Some(stream) => bernoulli(x, stream),
+                    None => x,
+                }
+            }
             EpochOrder::Permuted(shuffled) => shuffled.rows(range),
         }
     }
+}
+
+impl DeviceSplit {
+    /// A black-and-white draw of the whole split, block by block, its rows in order.
+    fn bernoulli(self, stream: &mut ChaCha8Rng) -> DeviceSplit {
+        DeviceSplit {
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(|block| bernoulli(block, stream))
+                .collect(),
+            ..self
+        }
+    }
+}
+
+/// A black-and-white draw of `x` (grey levels in [0, 1]): a pixel is 1 where a uniform draw
+/// falls below its grey level, so with probability that level. The draws are `x`'s pixels in
+/// row order.
+fn bernoulli(x: Tensor<2>, stream: &mut ChaCha8Rng) -> Tensor<2> {
+    let dims = x.dims();
+    let u = super::rng::uniforms(stream, dims[0] * dims[1]);
+    let u = Tensor::<2>::from_data(TensorData::new(u, dims), &x.device());
+    u.lower(x).float()
 }
 
 /// Rows per block: all of them on the CPU backend, at most [`GPU_BLOCK_BYTES`] on a GPU.
@@ -294,5 +348,46 @@ mod tests {
             values(one.gather(&[7])),
             vec![7.0 / 255.0, 7.0 / 255.0, 248.0 / 255.0]
         );
+    }
+
+    /// `--binarize dynamic`: a GPU draws the epoch's whole permuted split at once, block by
+    /// block, and its batches are the pixels the CPU draws batch by batch from the same stream
+    /// (so a GPU run binarises as a CPU run does and its steps stay replayable views). A draw
+    /// out of order, a block drawn twice or one left grey makes other pixels.
+    #[test]
+    fn a_gpu_draws_the_epoch_the_cpu_draws_batch_by_batch() {
+        use rand::SeedableRng;
+        // Forty 8-pixel images of grey levels spread over [0, 1].
+        let grey = Split {
+            images: (0..320u32).map(|i| (i * 53 % 256) as u8).collect(),
+            labels: (0..40u8).collect(),
+        };
+        let stream = || Some(ChaCha8Rng::seed_from_u64(11));
+        let cpu = DeviceSplit::upload(&grey, 8, &Device::flex());
+        let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+        let perm: Vec<i64> = (0..40).map(|i| i * 17 % 40).collect();
+        for block_rows in [5, 40] {
+            let on_gpu = DeviceSplit::upload_in_blocks(&grey, 8, &gpu, block_rows);
+            for batch in [1, 3, 7, 40] {
+                let mut drawn = EpochOrder::new(&on_gpu, perm.clone(), batch, stream());
+                assert!(matches!(drawn, EpochOrder::Permuted(_)));
+                let mut taken = EpochOrder::new(&cpu, perm.clone(), batch, stream());
+                let (mut ones, mut all) = (0, 0);
+                for a in (0..40).step_by(batch) {
+                    let b = (a + batch).min(40);
+                    let want = values(taken.batch(&cpu, a..b));
+                    assert_eq!(
+                        values(drawn.batch(&on_gpu, a..b)),
+                        want,
+                        "batch {a}..{b} of {batch}, blocks of {block_rows}"
+                    );
+                    ones += want.iter().filter(|&&v| v == 1.0).count();
+                    all += want.len();
+                    assert!(want.iter().all(|&v| v == 0.0 || v == 1.0));
+                }
+                // Black and white, about as often white as the grey levels say (mean 0.5).
+                assert!((100..220).contains(&ones), "{ones} of {all} white");
+            }
+        }
     }
 }
