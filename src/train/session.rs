@@ -275,6 +275,14 @@ impl Session {
             for _ in 0..done {
                 seen += ((step + 1) * bs).min(n) - step * bs;
                 step += 1;
+                // A snapshot reads the device, so it would first wait for the steps still
+                // queued there (on a GPU up to `sync_every` of them): that wait is training's
+                // time, not the hook's, or the epoch would look faster than it ran.
+                if self.settings.snapshot_due(base + step, steps) {
+                    self.device
+                        .sync()
+                        .map_err(|e| TrainError::Execution(format!("{e:?}")))?;
+                }
                 let hook = Instant::now();
                 after_step(self, base + step)?;
                 paused += hook.elapsed();
