@@ -14,7 +14,7 @@ use crate::error::AppError;
 use crate::stats::percentile;
 use crate::train::adam::{adam, burn_adam};
 use crate::train::graph::{self, KlWeight, Segment, StepInputs, WARMUP_STEPS};
-use crate::train::session::{EpochOrder, Session, read_scalar};
+use crate::train::session::{EpochOrder, Session, read_scalar, wait_for};
 use crate::train::{load_data, rng};
 
 #[derive(Debug, Serialize)]
@@ -272,12 +272,6 @@ impl Batches {
     }
 }
 
-fn sync(device: &burn::tensor::Device) -> Result<(), AppError> {
-    device
-        .sync()
-        .map_err(|e| crate::train::TrainError::Execution(format!("{e:?}")).into())
-}
-
 /// Milliseconds of each of `steps` whole steps after `warmup` untimed ones, each waited for;
 /// the milliseconds of each until the host had handed its work on (see
 /// [`BenchResult::median_enqueue_ms`]); and the kernel launches per timed step, by kernel.
@@ -297,7 +291,7 @@ fn time_steps(
             watching = Some(cubecl::logging::LaunchObservation::new(launches.clone()));
         }
         let (x, eps) = batches.get(session, step);
-        sync(device)?;
+        wait_for(device)?;
         let start = Instant::now();
         let loss = session.step(x, eps);
         let handed_on = start.elapsed();
@@ -436,11 +430,11 @@ fn time_phases(
     let mut phases: [Vec<f32>; 3] = Default::default();
     for step in first..first + steps {
         let (x, eps) = batches.get(session, step);
-        sync(device)?;
+        wait_for(device)?;
         let mut last = Instant::now();
         let mut failed = None;
         session.step_marked(x, eps, &mut |phase| {
-            if let Err(e) = sync(device) {
+            if let Err(e) = wait_for(device) {
                 failed = Some(e);
             }
             let now = Instant::now();
@@ -448,7 +442,7 @@ fn time_phases(
             last = now;
         });
         if let Some(e) = failed {
-            return Err(e);
+            return Err(e.into());
         }
     }
     Ok(phases.map(|p| percentile(&p, 50.0)))

@@ -345,35 +345,32 @@ fn run_epochs(
         run_dir.display()
     ));
     let steps = session.steps_per_epoch();
-    // The test codes for latent_evolution.gif: before training, then every N steps or at the
-    // end of every epoch, and always after the last step. Each is written before the epoch's
-    // checkpoint, so a resumed run has every snapshot up to where it continues.
-    let keep = |s: &Session, step: usize| -> Result<(), TrainError> {
-        if settings.model.latent == 2 {
-            let codes = encode_images(s.model(), &s.test, 2)?;
-            run::snapshots::write_snapshot(run_dir, step, &codes.mu)?;
-        }
+    // The test codes for latent_evolution.gif (2-D codes only): before training, then where
+    // `snapshot_due` says (every N steps or at the end of every epoch, and always after the
+    // last step). Each is written before the epoch's checkpoint, so a resumed run has every
+    // snapshot up to where it continues.
+    let mut keep = |s: &Session, step: usize| -> Result<(), TrainError> {
+        let codes = encode_images(s.model(), &s.test, 2)?;
+        run::snapshots::write_snapshot(run_dir, step, &codes.mu)?;
         Ok(())
     };
-    let due = |step: usize| settings.snapshot_due(step, steps);
-    if first == 1 {
+    let snapshots = settings.model.latent == 2;
+    if first == 1 && snapshots {
         keep(&session, 0)?;
     }
     timings.add(STARTUP, started.elapsed().as_secs_f64());
-    let mut after_step = |s: &Session, step: usize| {
-        if due(step) { keep(s, step) } else { Ok(()) }
-    };
     for epoch in first..=settings.epochs {
-        let stats = match session.train_epoch(epoch, &progress, &STOP, &mut after_step) {
-            Err(TrainError::Interrupted { .. }) => {
-                progress.finish();
-                return Err(TrainError::Stopped {
-                    run_dir: run_dir_path.clone(),
-                    finished: epoch - 1,
-                });
-            }
-            other => other?,
-        };
+        let stats =
+            match session.train_epoch(epoch, &progress, &STOP, snapshots.then_some(&mut keep)) {
+                Err(TrainError::Interrupted { .. }) => {
+                    progress.finish();
+                    return Err(TrainError::Stopped {
+                        run_dir: run_dir_path.clone(),
+                        finished: epoch - 1,
+                    });
+                }
+                other => other?,
+            };
         timings.add(TRAINING, stats.seconds);
         timings.add(SNAPSHOTS, stats.hook_seconds);
         let row = save_epoch(&session, epoch, stats, run_dir, &mut rows, &mut timings)?;

@@ -1,7 +1,7 @@
 //! Values back from the device to the host. Each read waits for the device, which is why the
 //! loop reads the loss only every few steps; a device error becomes one readable line.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 
 use super::TrainError;
 
@@ -16,6 +16,13 @@ pub fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, TrainError> {
         .map_err(|e| TrainError::Execution(one_line(&e.to_string())))?;
     data.try_into_vec::<f32>()
         .map_err(|e| TrainError::Execution(one_line(&format!("{e:?}"))))
+}
+
+/// Waits until the device has run everything queued on it.
+pub fn wait_for(device: &Device) -> Result<(), TrainError> {
+    device
+        .sync()
+        .map_err(|e| TrainError::Execution(one_line(&e.to_string())))
 }
 
 /// A device error as one line: its headline and its innermost cause (the backends report a

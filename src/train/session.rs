@@ -20,12 +20,15 @@ use super::rng;
 use crate::config::TrainSettings;
 use crate::data::Dataset;
 
-pub use super::readback::{read_scalar, read_vec};
+pub use super::readback::{read_scalar, read_vec, wait_for};
 pub use super::split::{DeviceSplit, EpochOrder};
 use crate::model::{AutoEncoder, LatentUsage, latent_usage};
 
 /// Images per forward pass when evaluating or encoding (no gradients, so larger is fine).
 const EVAL_BATCH: usize = 1000;
+
+/// Keeps a snapshot of the test codes after the run's step (`Session::train_epoch`).
+pub type SnapshotHook<'a> = dyn FnMut(&Session, usize) -> Result<(), TrainError> + 'a;
 
 /// The phases of one training step, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +42,7 @@ pub enum StepPhase {
 #[derive(Debug, Clone, Copy)]
 pub struct EpochStats {
     pub seconds: f64,
-    /// Time in `after_step` (snapshots), left out of `seconds`.
+    /// Time in `snapshot`, left out of `seconds`.
     pub hook_seconds: f64,
     pub train_loss: f64,
     /// The KL weight of the epoch's last step.
@@ -177,8 +180,10 @@ impl Session {
 
     /// One pass over the shuffled training set; the last, partial batch is kept.
     ///
-    /// `after_step` sees the session after every step with the run's step count so far (it
-    /// keeps snapshots); the time it takes is not counted as training time.
+    /// `snapshot`, where the run keeps them, sees the session after every step one is due
+    /// (`TrainSettings::snapshot_due`), with the run's step count so far; the time it takes is
+    /// not counted as training time, but the wait for the steps still queued on the device
+    /// before it is.
     ///
     /// On a GPU the full batches of each block of the epoch's order are replays of a captured
     /// step where they can be (`graph`): the same arithmetic, none of the host's per-step work.
@@ -190,7 +195,7 @@ impl Session {
         epoch: usize,
         progress: &Progress,
         stop: &AtomicBool,
-        after_step: &mut dyn FnMut(&Session, usize) -> Result<(), TrainError>,
+        mut snapshot: Option<&mut SnapshotHook>,
     ) -> Result<EpochStats, TrainError> {
         let (seed, bs, latent) = (
             self.settings.seed,
@@ -275,17 +280,17 @@ impl Session {
             for _ in 0..done {
                 seen += ((step + 1) * bs).min(n) - step * bs;
                 step += 1;
-                // A snapshot reads the device, so it would first wait for the steps still
-                // queued there (on a GPU up to `sync_every` of them): that wait is training's
-                // time, not the hook's, or the epoch would look faster than it ran.
-                if self.settings.snapshot_due(base + step, steps) {
-                    self.device
-                        .sync()
-                        .map_err(|e| TrainError::Execution(format!("{e:?}")))?;
+                if let Some(snapshot) = snapshot.as_mut()
+                    && self.settings.snapshot_due(base + step, steps)
+                {
+                    // A snapshot reads the device, so it would first wait for the steps still
+                    // queued there (on a GPU up to `sync_every` of them): that wait is
+                    // training's time, or the epoch would look faster than it ran.
+                    wait_for(&self.device)?;
+                    let hook = Instant::now();
+                    snapshot(self, base + step)?;
+                    paused += hook.elapsed();
                 }
-                let hook = Instant::now();
-                after_step(self, base + step)?;
-                paused += hook.elapsed();
             }
             if step - synced >= self.sync_every || step == steps {
                 synced = step;

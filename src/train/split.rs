@@ -167,6 +167,18 @@ impl DeviceSplit {
         }
     }
 
+    /// A black-and-white draw of the whole split, block by block, its rows in order.
+    fn bernoulli(self, stream: &mut ChaCha8Rng) -> DeviceSplit {
+        DeviceSplit {
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(|block| bernoulli(block, stream))
+                .collect(),
+            ..self
+        }
+    }
+
     /// The same split on another device, in the blocks that device needs.
     pub fn to_device(&self, device: &Device) -> DeviceSplit {
         let n = self.len();
@@ -238,20 +250,6 @@ impl EpochOrder {
                 }
             }
             EpochOrder::Permuted(shuffled) => shuffled.rows(range),
-        }
-    }
-}
-
-impl DeviceSplit {
-    /// A black-and-white draw of the whole split, block by block, its rows in order.
-    fn bernoulli(self, stream: &mut ChaCha8Rng) -> DeviceSplit {
-        DeviceSplit {
-            blocks: self
-                .blocks
-                .into_iter()
-                .map(|block| bernoulli(block, stream))
-                .collect(),
-            ..self
         }
     }
 }

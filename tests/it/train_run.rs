@@ -392,13 +392,24 @@ fn numbers(text: &str) -> Vec<f64> {
 }
 
 fn assert_numbers_close(what: &str, got: &[f64], want: &[f64]) {
+    assert_numbers_within(what, got, want, 1e-4);
+}
+
+/// Each number within `relative` of the one it is checked against (of 1 below 1).
+fn assert_numbers_within(what: &str, got: &[f64], want: &[f64], relative: f64) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
-            (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-            "{what}[{i}]: replayed {g}, issued {w}"
+            (g - w).abs() <= relative * w.abs().max(1.0),
+            "{what}[{i}]: {g}, against {w}"
         );
     }
+}
+
+/// The closing `time:` line of a run's standard error (after the progress bar's carriage
+/// returns).
+fn time_line(said: &str) -> Option<&str> {
+    said.split(['\r', '\n']).find(|l| l.starts_with("time: "))
 }
 
 /// On a GPU (lavapipe here) an epoch's full batches are replays of one captured step
@@ -452,7 +463,7 @@ fn gpu_training_replays_its_steps_and_makes_the_run_of_issuing_them() {
     assert!(said.contains("replayed 8/16 steps"), "{said}");
     assert!(!said_issued.contains("replayed"), "{said_issued}");
     // The closing line accounts for the run from its start, snapshots apart from training.
-    let time = said.split(['\r', '\n']).find(|l| l.starts_with("time: "));
+    let time = time_line(&said);
     assert!(
         time.is_some_and(|l| l.starts_with("time: start-up ")
             && l.contains(", training ")
@@ -500,8 +511,7 @@ fn gpu_dynamic_binarisation_replays_like_the_cpu_and_its_epochs_count_their_wait
     // run; their time is training's. Counted as the snapshot's, it was 10.6 s beside 11.5 s of
     // training here, and the epochs looked twice as fast as they ran.
     let seconds = |phase: &str| -> f64 {
-        let line = said.split(['\r', '\n']).find(|l| l.starts_with("time: "));
-        let part = line.and_then(|l| l.split(", ").find(|p| p.contains(phase)));
+        let part = time_line(&said).and_then(|l| l.split(", ").find(|p| p.contains(phase)));
         let value = part.and_then(|p| p.split_whitespace().rev().nth(1));
         value.and_then(|v| v.parse().ok()).expect(&said)
     };
@@ -511,12 +521,10 @@ fn gpu_dynamic_binarisation_replays_like_the_cpu_and_its_epochs_count_their_wait
         "{snapshots} s of snapshots, {training} s of training"
     );
     let losses = |dir: &Path| numbers(&crate::common::losses(dir).join("\n"));
-    let (got, want) = (losses(&gpu), losses(&cpu));
-    assert_eq!(got.len(), want.len());
-    for (g, w) in got.iter().zip(&want) {
-        assert!(
-            (g - w).abs() <= 1e-5 * w.abs().max(1.0),
-            "gpu {got:?}\ncpu {want:?}"
-        );
-    }
+    assert_numbers_within(
+        "losses, gpu against cpu",
+        &losses(&gpu),
+        &losses(&cpu),
+        1e-5,
+    );
 }
